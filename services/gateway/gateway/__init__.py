@@ -1,0 +1,1 @@
+"""TaskQueue's HTTP gateway (Flask app factory in `gateway.app`)."""

@@ -1,0 +1,69 @@
+"""The gateway's Flask app factory: configuration injected, no import-time side effects."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import redis
+from flask import Flask
+
+from shared import broker as task_broker
+from shared import logs
+from shared.db import engine_options, sqlalchemy_url
+from shared.events import EventPublisher
+from shared.settings import Settings
+
+from . import errors, health
+from .auth import bp as auth_bp
+from .auth import tokens
+from .dead_letters import bp as dead_letters_bp
+from .extensions import db, jwt
+from .runtime import Runtime
+from .tasks import bp as tasks_bp
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    logs.configure("gateway", settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        TASKQUEUE=settings,
+        SQLALCHEMY_DATABASE_URI=sqlalchemy_url(settings.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS={**engine_options(settings.db_pool_size), "connect_args": {"application_name": "gateway"}},
+        JWT_SECRET_KEY=settings.jwt_secret_key,
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=settings.access_token_minutes),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=settings.refresh_token_days),
+        JWT_TOKEN_LOCATION=["headers"],
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    app.json.sort_keys = False
+    app.url_map.strict_slashes = True
+
+    db.init_app(app)
+    jwt.init_app(app)
+    tokens.init(app)
+    errors.register(app)
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    with app.app_context():
+        publisher = EventPublisher(client, db.engine, settings.events_stream, settings.events_maxlen)
+    app.extensions["taskqueue"] = Runtime(
+        settings=settings,
+        redis=client,
+        broker=task_broker.make_broker(settings.redis_url),
+        publisher=publisher,
+    )
+
+    for blueprint in (health.bp, auth_bp, tasks_bp, dead_letters_bp):
+        app.register_blueprint(blueprint)
+    _metrics(app)
+    return app
+
+
+def _metrics(app: Flask) -> None:
+    """Prometheus `/metrics`; aggregated across gunicorn workers when run under gunicorn."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics as Metrics
+    else:
+        from prometheus_flask_exporter import PrometheusMetrics as Metrics
+    Metrics(app, group_by="url_rule", excluded_paths=["/healthz", "/readyz", "/metrics"])

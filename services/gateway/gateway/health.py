@@ -1,0 +1,31 @@
+"""Liveness and readiness probes (exempt from auth)."""
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+
+from .extensions import db
+from .runtime import get_runtime
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    checks = {}
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["postgres"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["postgres"] = f"error: {type(exc).__name__}"
+    try:
+        get_runtime().redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify({"status": "ready" if ready else "not ready", **checks}), 200 if ready else 503

@@ -1,0 +1,69 @@
+"""Validation of a new task's fields, and the row values it becomes."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from shared import statuses
+from shared.routing import queue_for_priority
+from shared.task_types import TASK_TYPES
+
+from ..validation import Fields
+
+CALLBACK_EVENTS = (*statuses.DEFAULT_CALLBACK_EVENTS, statuses.MANUAL_WEBHOOK_EVENT)
+MAX_TIMEOUT = 3600
+DEFAULTS = {"priority": 5, "max_retries": 3, "retry_delay": 60, "timeout": 300, "callback_max_attempts": 5}
+
+
+def read_task_fields(body: dict) -> dict[str, Any]:
+    """Validate a create-task body; raises one 400 listing every bad field."""
+    f = Fields(body)
+    values = {
+        "name": f.string("name", required=True, max_len=255, blank=False),
+        "task_type": f.choice("task_type", TASK_TYPES, required=True),
+        "payload": body.get("payload") if body.get("payload") is not None else {},
+        "priority": f.integer("priority", default=DEFAULTS["priority"], min_value=-1000, max_value=1000),
+        "max_retries": f.integer("max_retries", default=DEFAULTS["max_retries"], min_value=0, max_value=100),
+        "retry_delay": f.integer("retry_delay", default=DEFAULTS["retry_delay"], min_value=0, max_value=86400),
+        "timeout": f.integer("timeout", default=DEFAULTS["timeout"], min_value=1, max_value=MAX_TIMEOUT),
+        "scheduled_at": f.datetime("scheduled_at"),
+        "tags": f.string_list("tags"),
+        "metadata": f.mapping("metadata"),
+        **read_callback_fields(f),
+    }
+    f.finish()
+    return values
+
+
+def read_callback_fields(f: Fields) -> dict[str, Any]:
+    url = f.string("callback_url", max_len=2048)
+    if url and not url.lower().startswith(("http://", "https://")):
+        f.fail("callback_url", "Enter a valid http(s) URL.")
+    events = f.string_list("callback_events", choices=CALLBACK_EVENTS, max_items=len(CALLBACK_EVENTS))
+    return {
+        "callback_url": url,
+        "callback_headers": f.mapping("callback_headers", max_items=50, values_are_strings=True),
+        "callback_secret": f.string("callback_secret", max_len=255),
+        "callback_events": events or (list(statuses.DEFAULT_CALLBACK_EVENTS) if url else []),
+        "callback_max_attempts": f.integer(
+            "callback_max_attempts", default=DEFAULTS["callback_max_attempts"], min_value=1, max_value=20
+        ),
+    }
+
+
+def row_values(owner_id: int, fields: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+    """Complete values for INSERT: id, queue, and the initial status (scheduled or queued)."""
+    now = datetime.now(timezone.utc)
+    scheduled_at = fields.get("scheduled_at")
+    delayed = scheduled_at is not None and scheduled_at > now
+    return {
+        **DEFAULTS,
+        **fields,
+        "id": uuid.uuid4(),
+        "owner_id": owner_id,
+        "queue": queue_for_priority(fields.get("priority", DEFAULTS["priority"])),
+        "status": statuses.SCHEDULED if delayed else statuses.QUEUED,
+        "enqueued_at": None if delayed else now,
+        "idempotency_key": idempotency_key,
+    }

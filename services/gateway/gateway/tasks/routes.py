@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from flask import jsonify, request
+from flask_jwt_extended import get_jwt_identity, jwt_required
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from shared import statuses, transitions
+from shared.models import Task
+
+from .. import serializers
+from ..errors import ApiError
+from ..extensions import db
+from ..pagination import envelope, page_params
+from ..runtime import get_runtime
+from ..validation import json_body
+from . import bp, queries
+from .fields import read_task_fields, row_values
+
+TASKS = Task.__table__
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def owner_id() -> int:
+    return int(get_jwt_identity())
+
+
+@bp.post("/")
+@jwt_required()
+def create_task():
+    owner = owner_id()
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key is not None and len(key) > 255:
+        raise ApiError(400, "Idempotency-Key must be at most 255 characters.")
+    fields = read_task_fields(json_body())
+    with db.engine.connect() as conn:
+        if key is not None:
+            original = _idempotent_original(conn, owner, key)
+            if original is not None:
+                return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
+        try:
+            row = transitions.create(conn, row_values(owner, fields, key))
+            conn.commit()
+        except IntegrityError:  # a concurrent request with the same key won the race
+            conn.rollback()
+            original = _idempotent_original(conn, owner, key) if key else None
+            if original is None:
+                raise
+            return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
+    get_runtime().after_commit([row])
+    return jsonify(serializers.task(row)), 201
+
+
+def _idempotent_original(conn, owner: int, key: str):
+    """The task created with this key in the last 24 h; an older one releases the key."""
+    match = (TASKS.c.owner_id == owner, TASKS.c.idempotency_key == key)
+    row = conn.execute(select(TASKS).where(*match)).one_or_none()
+    if row is None:
+        return None
+    if row.created_at > datetime.now(timezone.utc) - IDEMPOTENCY_WINDOW:
+        return row
+    conn.execute(update(TASKS).where(*match).values(idempotency_key=None))
+    conn.commit()
+    return None
+
+
+@bp.get("/")
+@jwt_required()
+def list_tasks():
+    page, size = page_params()
+    where = queries.list_filters(owner_id())
+    with db.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(TASKS).where(*where)).scalar()
+        rows = conn.execute(
+            select(TASKS).where(*where).order_by(*queries.ordering()).limit(size).offset((page - 1) * size)
+        ).all()
+    return jsonify(envelope(count, page, size, [serializers.task(r) for r in rows]))
+
+
+@bp.get("/stats/")
+@jwt_required()
+def task_stats():
+    with db.engine.connect() as conn:
+        return jsonify(queries.stats(conn, owner_id()))
+
+
+@bp.get("/<uuid:task_id>/")
+@jwt_required()
+def get_task(task_id: uuid.UUID):
+    with db.engine.connect() as conn:
+        return jsonify(serializers.task(queries.get_owned(conn, task_id, owner_id())))
+
+
+@bp.post("/<uuid:task_id>/cancel/")
+@jwt_required()
+def cancel_task(task_id: uuid.UUID):
+    row = _transition_or_400(
+        task_id, statuses.CANCELLABLE, statuses.REVOKED, "cancel", completed_at=func.now(), lease_expires_at=None
+    )
+    return jsonify({**serializers.task(row), "message": "Task cancelled."})
+
+
+@bp.post("/<uuid:task_id>/retry/")
+@jwt_required()
+def retry_task(task_id: uuid.UUID):
+    row = _transition_or_400(
+        task_id,
+        statuses.RETRYABLE,
+        statuses.QUEUED,
+        "retry",
+        retry_count=0,
+        attempts=0,
+        result=None,
+        error_message="",
+        traceback="",
+        started_at=None,
+        completed_at=None,
+        scheduled_at=None,
+        lease_expires_at=None,
+        enqueued_at=func.now(),
+    )
+    return jsonify({**serializers.task(row), "message": "Task queued for retry."})
+
+
+def _transition_or_400(task_id, from_statuses, to_status, verb: str, **values):
+    owner = owner_id()
+    with db.engine.connect() as conn:
+        row = transitions.move(conn, task_id, from_statuses, to_status, owner_id=owner, **values)
+        if row is None:
+            current = queries.get_owned(conn, task_id, owner)  # 404 when not the caller's
+            raise ApiError(400, f"Cannot {verb} task with status: {current.status}")
+        conn.commit()
+    get_runtime().after_commit([row])
+    return row

@@ -1,0 +1,23 @@
+"""Gunicorn settings for the gateway, sized for the machine it runs on (override by env)."""
+import multiprocessing
+import os
+import tempfile
+
+bind = os.environ.get("GATEWAY_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("GATEWAY_WORKERS", max(2, multiprocessing.cpu_count())))
+worker_class = "gthread"
+threads = int(os.environ.get("GATEWAY_THREADS", "8"))
+keepalive = 75
+graceful_timeout = 30
+timeout = 60
+accesslog = None  # the app logs requests itself as JSON when asked; access logs cost throughput
+
+# Metrics from every worker process are aggregated through this directory.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="taskqueue-gateway-metrics-")
+
+
+def child_exit(server, worker):
+    from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+    GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)

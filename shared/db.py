@@ -1,0 +1,31 @@
+"""Database engine construction: one pooled engine per process, never a connect per request."""
+from __future__ import annotations
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """Accept plain `postgresql://` URLs (what ops set) and pin the psycopg2 driver."""
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://"):]
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg2://" + database_url[len("postgresql://"):]
+    return database_url
+
+
+def engine_options(pool_size: int) -> dict:
+    return {
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+    }
+
+
+def make_engine(database_url: str, pool_size: int = 5, application_name: str = "taskqueue") -> Engine:
+    return create_engine(
+        sqlalchemy_url(database_url),
+        connect_args={"application_name": application_name},
+        **engine_options(pool_size),
+    )

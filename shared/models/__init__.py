@@ -1,0 +1,10 @@
+"""SQLAlchemy 2 models shared by every service (Postgres is the source of truth)."""
+from .base import Base
+from .dead_letter import DeadLetter
+from .revoked_token import RevokedToken
+from .task import Task
+from .task_event import TaskEvent
+from .user import User
+from .webhook_delivery import WebhookDelivery
+
+__all__ = ["Base", "DeadLetter", "RevokedToken", "Task", "TaskEvent", "User", "WebhookDelivery"]

@@ -1,0 +1,20 @@
+from datetime import datetime
+
+from sqlalchemy import text, BigInteger, Boolean, DateTime, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    first_name: Mapped[str] = mapped_column(String(150), server_default="")
+    last_name: Mapped[str] = mapped_column(String(150), server_default="")
+    is_staff: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    date_joined: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,82 @@
+"""All configuration, read once from the environment, with working local defaults.
+
+This is the one place an environment variable is named. Services receive a `Settings`
+instance (dependency injection) instead of reading `os.environ` themselves.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str
+    redis_url: str
+    jwt_secret_key: str
+    access_token_minutes: int
+    refresh_token_days: int
+    max_body_bytes: int
+    default_page_size: int
+    task_lease_seconds: int
+    heartbeat_seconds: float
+    worker_threads: int
+    worker_idle_poll_ms: int
+    lost_message_after_seconds: int
+    release_interval_ms: int
+    events_stream: str
+    events_maxlen: int
+    webhook_allow_private_networks: bool
+    log_level: str
+    db_pool_size: int
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = _env("TASKQUEUE_ENV", "development")
+        secret = os.environ.get("JWT_SECRET_KEY", "")
+        if not secret:
+            if env == "production":
+                raise RuntimeError("JWT_SECRET_KEY must be set when TASKQUEUE_ENV=production")
+            secret = DEV_JWT_SECRET
+        return cls(
+            env=env,
+            database_url=_env("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/taskqueue"),
+            redis_url=_env("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            jwt_secret_key=secret,
+            access_token_minutes=int(_env("JWT_ACCESS_TOKEN_MINUTES", "30")),
+            refresh_token_days=int(_env("JWT_REFRESH_TOKEN_DAYS", "7")),
+            max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),
+            default_page_size=int(_env("DEFAULT_PAGE_SIZE", "20")),
+            task_lease_seconds=int(_env("TASK_LEASE_SECONDS", "30")),
+            heartbeat_seconds=float(_env("WORKER_HEARTBEAT_SECONDS", "1")),
+            worker_threads=int(_env("WORKER_THREADS", "8")),
+            worker_idle_poll_ms=int(_env("WORKER_IDLE_POLL_MS", "10")),
+            lost_message_after_seconds=int(_env("LOST_MESSAGE_AFTER_SECONDS", "10")),
+            release_interval_ms=int(_env("SCHEDULER_RELEASE_INTERVAL_MS", "50")),
+            events_stream=_env("EVENTS_STREAM", "taskqueue:events"),
+            events_maxlen=int(_env("EVENTS_STREAM_MAXLEN", "100000")),
+            webhook_allow_private_networks=_bool(_env("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "false")),
+            log_level=_env("LOG_LEVEL", "INFO"),
+            db_pool_size=int(_env("DB_POOL_SIZE", "10")),
+        )
+
+    def redacted(self) -> dict:
+        """Settings safe to log: secrets and credentials removed."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["jwt_secret_key"] = "***"
+        return out
