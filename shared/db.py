@@ -18,7 +18,9 @@ def engine_options(pool_size: int) -> dict:
     return {
         "pool_size": pool_size,
         "max_overflow": pool_size,
-        "pool_pre_ping": True,
+        # No pre-ping: it costs a round trip per checkout. A connection found dead is
+        # invalidated with the rest of the pool, and the next checkout reconnects.
+        "pool_pre_ping": False,
         "pool_recycle": 1800,
     }
 
@@ -29,3 +31,9 @@ def make_engine(database_url: str, pool_size: int = 5, application_name: str = "
         connect_args={"application_name": application_name},
         **engine_options(pool_size),
     )
+
+
+def autocommit(engine: Engine) -> Engine:
+    """The same pool, in autocommit mode: for single-statement transitions, which are atomic
+    on their own and so save the BEGIN/COMMIT round trip."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")

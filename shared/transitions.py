@@ -1,37 +1,46 @@
-"""Status changes as single SQL statements: a conditional UPDATE plus its outbox row.
+"""Every task status change, as one SQL statement: a conditional UPDATE plus its outbox row.
 
-Each function returns the changed task rows joined with their new event (`event_id`,
-`event_at`), or nothing when the guard did not match (the task had already moved on).
-Callers commit, then hand the rows to `events.EventPublisher`.
+Each statement is built once (building SQLAlchemy constructs per call costs more than the
+database round trip) and executed with bound parameters. Each returns the changed task
+rows joined with their new event (`event_id`, `event_at`), or nothing when the guard did
+not match because the task had already moved on: a duplicate message, a late worker or
+a cancel race can never move a task backwards or finish it twice. Callers hand the rows
+to `shared.handoff.after_commit` once committed.
 """
 from __future__ import annotations
 
-import uuid
-from typing import Any, Iterable, Sequence
+from functools import cache
+from typing import Any, Sequence
 
-from sqlalchemy import Connection, Row, func, insert, literal, select, update
-from sqlalchemy.sql import Select
+from sqlalchemy import Connection, Interval, Row, bindparam, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 
-from .models import Task, TaskEvent
+from . import statuses
+from .models import DeadLetter, Task, TaskEvent
 
 TASKS = Task.__table__
 EVENTS = TaskEvent.__table__
+DEAD = DeadLetter.__table__
+
+# Columns a new task is inserted with; `fields.row_values` in the gateway supplies all of them.
+CREATE_COLUMNS = (
+    "id", "owner_id", "name", "task_type", "payload", "priority", "queue", "status", "max_retries",
+    "retry_delay", "timeout", "scheduled_at", "enqueued_at", "tags", "metadata", "idempotency_key",
+    "callback_url", "callback_headers", "callback_secret", "callback_events", "callback_max_attempts",
+)
 
 
-def _with_event(changed, webhook_event: str = "") -> Select:
+def _p(name: str, type_=None):
+    return bindparam(name, type_=type_)
+
+
+def _with_event(changed, webhook_event=literal("")):
     """Append one TaskEvent per changed row and select both."""
     event = (
         insert(EVENTS)
         .from_select(
             ["task_id", "owner_id", "status", "result", "error_message", "webhook_event"],
-            select(
-                changed.c.id,
-                changed.c.owner_id,
-                changed.c.status,
-                changed.c.result,
-                changed.c.error_message,
-                literal(webhook_event),
-            ),
+            select(changed.c.id, changed.c.owner_id, changed.c.status, changed.c.result, changed.c.error_message, webhook_event),
         )
         .returning(EVENTS.c.id, EVENTS.c.task_id, EVENTS.c.created_at)
         .cte("e")
@@ -41,49 +50,93 @@ def _with_event(changed, webhook_event: str = "") -> Select:
     )
 
 
+def _update(from_statuses: tuple, to_status: str, sets: dict, guards: Sequence = (), picked=None):
+    where = [TASKS.c.status.in_(from_statuses), *guards]
+    where.append(TASKS.c.id == (picked.c.id if picked is not None else _p("task_id")))
+    changed = (
+        update(TASKS)
+        .where(*where)
+        .values(status=to_status, updated_at=func.now(), **sets)
+        .returning(*TASKS.c)
+        .cte("t")
+    )
+    return changed
+
+
+# Parameter names never equal a column name: SQLAlchemy reserves those for SET clauses.
+OWNER = TASKS.c.owner_id == bindparam("owner")
+OUR_CLAIM = TASKS.c.attempts == bindparam("claim")
+ERROR_SETS = {"error_message": _p("error"), "traceback": _p("error_traceback"), "retry_count": _p("failures")}
+
+
+@cache
+def _statements() -> dict[str, Any]:
+    done = {"completed_at": func.now(), "lease_expires_at": None}
+    s = {}
+    created = insert(TASKS).values({c: _p(f"new_{c}", TASKS.c[c].type) for c in CREATE_COLUMNS}).returning(*TASKS.c).cte("t")
+    s["create"] = _with_event(created)
+    s["claim"] = _with_event(_update((statuses.QUEUED,), statuses.RUNNING, {
+        "started_at": func.now(), "completed_at": None, "attempts": TASKS.c.attempts + 1,
+        "lease_expires_at": func.now() + _p("lease", Interval()), "worker_id": _p("worker"),
+    }))
+    s["succeed"] = _with_event(_update((statuses.RUNNING,), statuses.SUCCESS, {
+        **done, "result": _p("outcome", JSONB()),
+    }, [OUR_CLAIM]))
+    s["retry_later"] = _with_event(_update((statuses.RUNNING,), statuses.RETRY, {
+        **ERROR_SETS, "lease_expires_at": None, "scheduled_at": func.now() + _p("delay", Interval()),
+    }, [OUR_CLAIM]))
+    failed = _update((statuses.RUNNING,), statuses.FAILURE, {**done, **ERROR_SETS}, [OUR_CLAIM])
+    s["fail"] = _with_event(failed).add_cte(
+        insert(DEAD).from_select(
+            ["owner_id", "original_task_id", "task_name", "task_type", "payload", "priority",
+             "error_message", "traceback", "retry_count"],
+            select(failed.c.owner_id, failed.c.id, failed.c.name, failed.c.task_type, failed.c.payload,
+                   failed.c.priority, failed.c.error_message, failed.c.traceback, failed.c.retry_count),
+        ).cte("dead")
+    )
+    s["hand_back"] = _with_event(_update((statuses.RUNNING,), statuses.QUEUED, {
+        "lease_expires_at": None, "started_at": None, "enqueued_at": func.now(),
+    }, [OUR_CLAIM]))
+    s["cancel"] = _with_event(_update(statuses.CANCELLABLE, statuses.REVOKED, done, [OWNER]))
+    s["manual_retry"] = _with_event(_update(statuses.RETRYABLE, statuses.QUEUED, {
+        "retry_count": 0, "attempts": 0, "result": None, "error_message": "", "traceback": "",
+        "started_at": None, "completed_at": None, "scheduled_at": None, "lease_expires_at": None,
+        "enqueued_at": func.now(),
+    }, [OWNER]))
+    due = (
+        select(TASKS.c.id)
+        .where(TASKS.c.status.in_(statuses.WAITING), TASKS.c.scheduled_at <= func.now())
+        .order_by(TASKS.c.scheduled_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    s["release_due"] = _with_event(_update(statuses.WAITING, statuses.QUEUED, {"enqueued_at": func.now()}, picked=due))
+    expired = (
+        select(TASKS.c.id)
+        .where(TASKS.c.status == statuses.RUNNING, TASKS.c.lease_expires_at < func.now())
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    s["recover_lease"] = _with_event(_update((statuses.RUNNING,), statuses.QUEUED, {
+        "enqueued_at": func.now(), "lease_expires_at": None, "started_at": None, "worker_id": "",
+    }, picked=expired))
+    current = select(TASKS).where(TASKS.c.id == bindparam("task_id"), OWNER).cte("t")
+    s["announce"] = _with_event(current, bindparam("webhook_event"))
+    return s
+
+
+def run(conn: Connection, transition: str, /, **params: Any) -> list[Row]:
+    """Execute the named transition; returns the changed rows (empty when the guard failed)."""
+    return conn.execute(_statements()[transition], params).all()
+
+
 def create(conn: Connection, values: dict[str, Any]) -> Row:
-    """INSERT a task and its first event in one statement."""
-    created = insert(TASKS).values(**values).returning(*TASKS.c).cte("t")
-    return conn.execute(_with_event(created)).one()
+    """INSERT a task (every column of CREATE_COLUMNS) with its first event."""
+    return run(conn, "create", **{f"new_{c}": values[c] for c in CREATE_COLUMNS})[0]
 
 
-def move(
-    conn: Connection,
-    task_id: uuid.UUID | str,
-    from_statuses: Iterable[str],
-    to_status: str,
-    *,
-    owner_id: int | None = None,
-    **values: Any,
-) -> Row | None:
-    """Move one task to `to_status` if it is still in one of `from_statuses` (and owned by `owner_id`)."""
-    guard = [TASKS.c.id == task_id, TASKS.c.status.in_(tuple(from_statuses))]
-    if owner_id is not None:
-        guard.append(TASKS.c.owner_id == owner_id)
-    changed = (
-        update(TASKS)
-        .where(*guard)
-        .values(status=to_status, updated_at=func.now(), **values)
-        .returning(*TASKS.c)
-        .cte("t")
-    )
-    return conn.execute(_with_event(changed)).one_or_none()
-
-
-def move_many(conn: Connection, ids_query, to_status: str, **values: Any) -> Sequence[Row]:
-    """Move every task selected by `ids_query` (a SELECT of ids, ideally FOR UPDATE SKIP LOCKED)."""
-    picked = ids_query.cte("picked")
-    changed = (
-        update(TASKS)
-        .where(TASKS.c.id == picked.c.id)
-        .values(status=to_status, updated_at=func.now(), **values)
-        .returning(*TASKS.c)
-        .cte("t")
-    )
-    return conn.execute(_with_event(changed)).all()
-
-
-def announce(conn: Connection, task_id: uuid.UUID | str, owner_id: int, webhook_event: str) -> Row | None:
-    """Record an event for a task without changing it (used by trigger_webhook)."""
-    current = select(TASKS).where(TASKS.c.id == task_id, TASKS.c.owner_id == owner_id).cte("t")
-    return conn.execute(_with_event(current, webhook_event)).one_or_none()
+def run_one(conn: Connection, transition: str, /, **params: Any) -> Row | None:
+    rows = run(conn, transition, **params)
+    return rows[0] if rows else None

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from shared import statuses
+from shared import statuses, transitions
 from shared.routing import queue_for_priority
 from shared.task_types import TASK_TYPES
 
@@ -14,6 +14,10 @@ from ..validation import Fields
 CALLBACK_EVENTS = (*statuses.DEFAULT_CALLBACK_EVENTS, statuses.MANUAL_WEBHOOK_EVENT)
 MAX_TIMEOUT = 3600
 DEFAULTS = {"priority": 5, "max_retries": 3, "retry_delay": 60, "timeout": 300, "callback_max_attempts": 5}
+BLANK = {
+    "payload": {}, "scheduled_at": None, "tags": [], "metadata": {}, "callback_url": "",
+    "callback_headers": {}, "callback_secret": "", "callback_events": [],
+}
 
 
 def read_task_fields(body: dict) -> dict[str, Any]:
@@ -57,8 +61,9 @@ def row_values(owner_id: int, fields: dict[str, Any], idempotency_key: str | Non
     now = datetime.now(timezone.utc)
     scheduled_at = fields.get("scheduled_at")
     delayed = scheduled_at is not None and scheduled_at > now
-    return {
+    values = {
         **DEFAULTS,
+        **BLANK,
         **fields,
         "id": uuid.uuid4(),
         "owner_id": owner_id,
@@ -67,3 +72,4 @@ def row_values(owner_id: int, fields: dict[str, Any], idempotency_key: str | Non
         "enqueued_at": None if delayed else now,
         "idempotency_key": idempotency_key,
     }
+    return {column: values[column] for column in transitions.CREATE_COLUMNS}

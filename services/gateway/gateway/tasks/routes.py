@@ -8,7 +8,8 @@ from flask_jwt_extended import get_jwt_identity, jwt_required
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared import statuses, transitions
+from shared import transitions
+from shared.db import autocommit
 from shared.models import Task
 
 from .. import serializers
@@ -36,16 +37,14 @@ def create_task():
     if key is not None and len(key) > 255:
         raise ApiError(400, "Idempotency-Key must be at most 255 characters.")
     fields = read_task_fields(json_body())
-    with db.engine.connect() as conn:
+    with autocommit(db.engine).connect() as conn:
         if key is not None:
             original = _idempotent_original(conn, owner, key)
             if original is not None:
                 return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
         try:
             row = transitions.create(conn, row_values(owner, fields, key))
-            conn.commit()
         except IntegrityError:  # a concurrent request with the same key won the race
-            conn.rollback()
             original = _idempotent_original(conn, owner, key) if key else None
             if original is None:
                 raise
@@ -63,7 +62,6 @@ def _idempotent_original(conn, owner: int, key: str):
     if row.created_at > datetime.now(timezone.utc) - IDEMPOTENCY_WINDOW:
         return row
     conn.execute(update(TASKS).where(*match).values(idempotency_key=None))
-    conn.commit()
     return None
 
 
@@ -97,41 +95,24 @@ def get_task(task_id: uuid.UUID):
 @bp.post("/<uuid:task_id>/cancel/")
 @jwt_required()
 def cancel_task(task_id: uuid.UUID):
-    row = _transition_or_400(
-        task_id, statuses.CANCELLABLE, statuses.REVOKED, "cancel", completed_at=func.now(), lease_expires_at=None
-    )
+    row = _transition_or_400(task_id, "cancel")
     return jsonify({**serializers.task(row), "message": "Task cancelled."})
 
 
 @bp.post("/<uuid:task_id>/retry/")
 @jwt_required()
 def retry_task(task_id: uuid.UUID):
-    row = _transition_or_400(
-        task_id,
-        statuses.RETRYABLE,
-        statuses.QUEUED,
-        "retry",
-        retry_count=0,
-        attempts=0,
-        result=None,
-        error_message="",
-        traceback="",
-        started_at=None,
-        completed_at=None,
-        scheduled_at=None,
-        lease_expires_at=None,
-        enqueued_at=func.now(),
-    )
+    row = _transition_or_400(task_id, "manual_retry")
     return jsonify({**serializers.task(row), "message": "Task queued for retry."})
 
 
-def _transition_or_400(task_id, from_statuses, to_status, verb: str, **values):
+def _transition_or_400(task_id, transition: str):
     owner = owner_id()
-    with db.engine.connect() as conn:
-        row = transitions.move(conn, task_id, from_statuses, to_status, owner_id=owner, **values)
+    with autocommit(db.engine).connect() as conn:
+        row = transitions.run_one(conn, transition, task_id=task_id, owner=owner)
         if row is None:
             current = queries.get_owned(conn, task_id, owner)  # 404 when not the caller's
+            verb = "cancel" if transition == "cancel" else "retry"
             raise ApiError(400, f"Cannot {verb} task with status: {current.status}")
-        conn.commit()
     get_runtime().after_commit([row])
     return row

@@ -1,0 +1,1 @@
+"""TaskQueue worker: claims queued tasks and runs their handlers under a time limit."""

@@ -1,0 +1,136 @@
+"""Running one task: claim it, run its handler, record the outcome.
+
+Every step is a conditional transition (shared.transitions), so a duplicate message, a
+stale worker or a cancel race can never run a finished task or finish a task twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback as tb
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from shared import statuses, transitions
+from shared.backoff import backoff_seconds
+from shared.broker import TaskBroker
+from shared.db import autocommit
+from shared.events import EventPublisher
+from shared.handoff import after_commit
+
+from . import metrics
+from .context import TaskContext, TaskError, TaskInterrupted, TaskTimeout
+from .handlers import get_handler
+
+log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 4000
+MAX_TRACEBACK_CHARS = 16000
+
+
+@dataclass
+class Outcome:
+    status: str  # success, error, or interrupted
+    result: object = None
+    error: str = ""
+    traceback: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Executor:
+    engine: Engine
+    publisher: EventPublisher
+    broker: TaskBroker
+    worker_id: str
+    lease_seconds: int
+    allow_private_networks: bool
+    active: dict[str, TaskContext] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def execute(self, task_id: str) -> None:
+        claimed = self._claim(task_id)
+        if claimed is None:
+            metrics.STALE_MESSAGES.inc()
+            return
+        metrics.STARTED.labels(claimed.task_type, claimed.queue).inc()
+        ctx = TaskContext(task_id, claimed.timeout, allow_private_networks=self.allow_private_networks)
+        with self.lock:
+            self.active[task_id] = ctx
+        metrics.RUNNING.inc()
+        started = time.perf_counter()
+        try:
+            outcome = run_handler(claimed.task_type, claimed.payload, ctx)
+        finally:
+            metrics.RUNNING.dec()
+            metrics.DURATION.labels(claimed.task_type).observe(time.perf_counter() - started)
+        try:
+            self._record(claimed, outcome)
+        finally:
+            with self.lock:
+                self.active.pop(task_id, None)
+
+    def interrupt_all(self, reason: str) -> None:
+        with self.lock:
+            for ctx in self.active.values():
+                ctx.interrupt(reason)
+
+    def _commit(self, fn):
+        """Run the single-statement transition `fn(conn)` in autocommit (one round trip),
+        then publish/enqueue the rows it returns."""
+        with autocommit(self.engine).connect() as conn:
+            rows = fn(conn)
+        after_commit(self.publisher, self.broker, rows)
+        return rows[0] if rows else None
+
+    def _claim(self, task_id: str):
+        lease = timedelta(seconds=self.lease_seconds)
+        return self._commit(lambda conn: transitions.run(conn, "claim", task_id=task_id, lease=lease, worker=self.worker_id))
+
+    def _record(self, task, outcome: Outcome) -> None:
+        """Commit the outcome of our claim; `attempts` guards against a lease taken over meanwhile."""
+        ours = {"task_id": task.id, "claim": task.attempts}
+        if outcome.status == "success":
+            final = self._commit(lambda conn: transitions.run(conn, "succeed", **ours, outcome=outcome.result))
+        elif outcome.status == "interrupted":
+            if outcome.reason == "shutdown":  # hand the task back so another worker runs it
+                self._commit(lambda conn: transitions.run(conn, "hand_back", **ours))
+            metrics.FINISHED.labels(task.task_type, outcome.reason).inc()
+            return
+        else:
+            final = self._commit(lambda conn: self._fail(conn, task, ours, outcome))
+        metrics.FINISHED.labels(task.task_type, final.status if final else "stale").inc()
+
+    @staticmethod
+    def _fail(conn, task, ours: dict, outcome: Outcome):
+        """Retry with backoff or, at the max_retries-th failure, failure plus a dead letter."""
+        failures = task.retry_count + 1
+        error = {"error": outcome.error, "error_traceback": outcome.traceback, "failures": failures}
+        if failures < max(task.max_retries, 1):
+            delay = timedelta(seconds=backoff_seconds(task.retry_delay, failures))
+            return transitions.run(conn, "retry_later", **ours, **error, delay=delay)
+        return transitions.run(conn, "fail", **ours, **error)
+
+
+def run_handler(task_type: str, payload, ctx: TaskContext) -> Outcome:
+    """Run the handler and turn whatever happens into an Outcome; never raises."""
+    try:
+        handler = get_handler(task_type)
+        if handler is None:
+            raise TaskError(f"Unknown task type: {task_type}")
+        result = handler(payload, ctx)
+        json.dumps(result)  # a result we cannot store is a failure, not a crashed worker
+        return Outcome("success", result=result)
+    except TaskInterrupted as exc:
+        return Outcome("interrupted", reason=exc.reason)
+    except (TaskError, TaskTimeout) as exc:
+        return Outcome("error", error=str(exc)[:MAX_ERROR_CHARS])
+    except Exception as exc:  # noqa: BLE001 - any handler bug fails the task, not the worker
+        return Outcome(
+            "error",
+            error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS],
+            traceback=tb.format_exc()[-MAX_TRACEBACK_CHARS:],
+        )
