@@ -1,0 +1,51 @@
+# TaskQueue: local development and CI entry points.
+#   make run        bootstrap + migrate, then every service in the foreground (Ctrl-C stops)
+#   make test       bootstrap + migrate the test database, then pytest over tests/
+#                   (extra pytest options: make test PYTEST_ARGS='-x -k tasks')
+#   make bootstrap  .venv + Python deps + Postgres/Redis reachable (started under .local/ if not)
+#   make migrate    bootstrap + alembic upgrade of $DATABASE_URL
+#   make stop       stop the Postgres/Redis that the bootstrap started under .local/
+#   make clean      stop those, then remove .venv, .local and build/cache files
+# All the logic lives in deploy/local/bootstrap.py (standard-library Python, any python3).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Interpreter that runs the bootstrap script (the venv itself gets the first Python >= 3.11).
+ifeq ($(strip $(PYTHON)),)
+PYTHON := $(shell for p in python3 python3.13 python3.12 python3.11; do command -v $$p && break; done)
+endif
+ifeq ($(PYTHON),)
+$(error no python3 found: install Python >= 3.11 (Debian: apt-get install python3 python3-venv))
+endif
+export PYTHON
+export PYTEST_ARGS
+
+BOOTSTRAP = "$(PYTHON)" deploy/local/bootstrap.py
+
+.PHONY: help bootstrap migrate run test stop clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+bootstrap:
+	@$(BOOTSTRAP) bootstrap
+
+migrate: bootstrap
+	@$(BOOTSTRAP) migrate
+
+run: migrate
+	@$(BOOTSTRAP) run
+
+test:
+	@$(BOOTSTRAP) --test bootstrap
+	@$(BOOTSTRAP) --test migrate
+	@$(BOOTSTRAP) --test pytest
+
+stop:
+	@$(BOOTSTRAP) stop
+
+clean:
+	@$(BOOTSTRAP) clean
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' -o -name .pytest_cache \) -type d -print0 \
+		| xargs -0 rm -rf

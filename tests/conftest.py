@@ -1,0 +1,58 @@
+"""Fixtures shared by every test layer: the test database and Redis, migrated and emptied.
+
+`make test` exports DATABASE_URL/REDIS_URL pointing at the test database (taskqueue_test)
+and Redis db 1; these defaults let a bare `pytest` work the same way.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/taskqueue_test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
+
+TABLES = ("webhook_deliveries", "dead_letters", "task_events", "revoked_tokens", "tasks", "users")
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from shared.settings import Settings
+
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    from shared.db import make_engine
+    from shared.migrate import upgrade
+
+    upgrade(settings.database_url)
+    eng = make_engine(settings.database_url, pool_size=4, application_name="tests")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings):
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    client.ping()
+    return client
+
+
+@pytest.fixture(scope="session")
+def clean_slate(engine, redis_client):
+    """Empty every table and the test Redis db once per session (tests use fresh users)."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    redis_client.flushdb()
+
+
+def unique(prefix: str = "user") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
