@@ -35,5 +35,8 @@ def make_engine(database_url: str, pool_size: int = 5, application_name: str = "
 
 def autocommit(engine: Engine) -> Engine:
     """The same pool, in autocommit mode: for single-statement transitions, which are atomic
-    on their own and so save the BEGIN/COMMIT round trip."""
+    on their own and so save the BEGIN/COMMIT round trip.
+
+    Creating this view is costly (event listeners); create it once per process and keep it.
+    """
     return engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -1,26 +1,84 @@
-"""What every producer does after committing transitions: publish the events, send the messages.
+"""What every producer does after committing transitions: publish their events and send the
+messages of tasks that became `queued`.
 
-A Redis failure here loses nothing: the rows are committed, and the scheduler re-sends
-queued tasks whose message is missing and relays unpublished events.
+A background thread does it in one Redis pipeline per batch (so under load one round trip
+carries many tasks), then deletes the published outbox rows. Nothing is lost if this process
+dies first or Redis is down: the rows are committed, the scheduler relays outbox rows left
+behind and re-sends queued tasks whose message is missing.
 """
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from typing import Iterable
 
+import redis
+from sqlalchemy import Engine, delete
+
 from . import broker as task_broker
-from .events import EventPublisher, from_transition
+from .events import EVENTS, from_transition
 from .statuses import QUEUED
 
 log = logging.getLogger(__name__)
+BATCH = 500
 
 
-def after_commit(publisher: EventPublisher, broker: task_broker.TaskBroker, rows: Iterable) -> None:
-    rows = list(rows)
-    publisher.publish(from_transition(r) for r in rows)
+def flush(client: redis.Redis, engine: Engine, stream: str, maxlen: int, rows: list) -> None:
+    """Publish the rows' events and queue their messages atomically, then drop the outbox rows."""
+    pipe = client.pipeline(transaction=True)
     for row in rows:
+        pipe.xadd(stream, from_transition(row), maxlen=maxlen, approximate=True)
         if row.status == QUEUED:
-            try:
-                task_broker.enqueue_task(broker, row.id, row.queue)
-            except Exception:  # noqa: BLE001 - recovered by the scheduler's lost-message sweep
-                log.warning("enqueue failed; the scheduler will re-send", extra={"task_id": str(row.id)})
+            task_broker.add_message(pipe, row.id, row.queue)
+    pipe.execute()
+    with engine.connect() as conn:
+        conn.execute(delete(EVENTS).where(EVENTS.c.id.in_([row.event_id for row in rows])))
+        conn.commit()
+
+
+class Handoff:
+    """Runs `flush` off the request/worker thread, batching whatever accumulated meanwhile."""
+
+    def __init__(self, client: redis.Redis, engine: Engine, stream: str, maxlen: int):
+        self._args = (client, engine, stream, maxlen)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, rows: Iterable) -> None:
+        """Hand over committed transition rows (from shared.transitions)."""
+        self._ensure_started()
+        for row in rows:
+            self._queue.put(row)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush what is queued, then stop the thread (called on shutdown)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _ensure_started(self) -> None:
+        # Started lazily so a process that forks after creating us (gunicorn) gets its own thread.
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="handoff", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            rows = [r for r in batch if r is not None]
+            if rows:
+                try:
+                    flush(*self._args, rows)
+                except Exception:  # noqa: BLE001 - the scheduler relays and re-sends what fails here
+                    log.warning("handoff failed; the scheduler will recover %d row(s)", len(rows), exc_info=True)

@@ -40,6 +40,9 @@ class Settings:
     webhook_allow_private_networks: bool
     log_level: str
     db_pool_size: int
+    worker_metrics_port: int
+    worker_shutdown_grace: float
+    scheduler_metrics_port: int
 
     @property
     def production(self) -> bool:
@@ -73,6 +76,9 @@ class Settings:
             webhook_allow_private_networks=_bool(_env("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "false")),
             log_level=_env("LOG_LEVEL", "INFO"),
             db_pool_size=int(_env("DB_POOL_SIZE", "10")),
+            worker_metrics_port=int(_env("WORKER_METRICS_PORT", "9191")),
+            worker_shutdown_grace=float(_env("WORKER_SHUTDOWN_GRACE", "5")),
+            scheduler_metrics_port=int(_env("SCHEDULER_METRICS_PORT", "9101")),
         )
 
     def redacted(self) -> dict:

@@ -58,7 +58,6 @@ class Task(Base):
 
     __table_args__ = (
         Index("ix_tasks_owner_created", "owner_id", "created_at"),
-        Index("ix_tasks_owner_status", "owner_id", "status"),
         # The scheduler's hot queries only touch the few rows in these states.
         Index("ix_tasks_due", "scheduled_at", postgresql_where=text("status IN ('scheduled', 'retry')")),
         Index("ix_tasks_queued", "enqueued_at", postgresql_where=text("status = 'queued'")),

@@ -7,10 +7,9 @@ from datetime import timedelta
 import redis
 from flask import Flask
 
-from shared import broker as task_broker
 from shared import logs
-from shared.db import engine_options, sqlalchemy_url
-from shared.events import EventPublisher
+from shared.db import autocommit, engine_options, sqlalchemy_url
+from shared.handoff import Handoff
 from shared.settings import Settings
 
 from . import errors, health
@@ -46,13 +45,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     with app.app_context():
-        publisher = EventPublisher(client, db.engine, settings.events_stream, settings.events_maxlen)
-    app.extensions["taskqueue"] = Runtime(
-        settings=settings,
-        redis=client,
-        broker=task_broker.make_broker(settings.redis_url),
-        publisher=publisher,
-    )
+        app.extensions["taskqueue"] = Runtime(
+            settings=settings,
+            redis=client,
+            handoff=Handoff(client, db.engine, settings.events_stream, settings.events_maxlen),
+            autocommit=autocommit(db.engine),
+        )
 
     for blueprint in (health.bp, auth_bp, tasks_bp, dead_letters_bp):
         app.register_blueprint(blueprint)

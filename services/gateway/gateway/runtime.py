@@ -1,4 +1,4 @@
-"""Per-process connections to Redis and the broker, plus the event publisher.
+"""Per-process connections (Redis, the autocommit engine view) and the post-commit handoff.
 
 Created once by the app factory and kept on `app.extensions`, so requests never connect.
 """
@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
+from sqlalchemy import Engine
 
-from shared import broker as task_broker
-from shared.events import EventPublisher
-from shared.handoff import after_commit
+from shared.handoff import Handoff
 from shared.settings import Settings
 
 
@@ -19,11 +18,11 @@ from shared.settings import Settings
 class Runtime:
     settings: Settings
     redis: redis.Redis
-    broker: task_broker.TaskBroker
-    publisher: EventPublisher
+    handoff: Handoff
+    autocommit: Engine  # for single-statement writes (see shared.db.autocommit)
 
     def after_commit(self, rows) -> None:
-        after_commit(self.publisher, self.broker, rows)
+        self.handoff.submit(rows)
 
 
 def get_runtime() -> Runtime:

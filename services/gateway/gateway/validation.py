@@ -4,6 +4,7 @@ Usage: `f = Fields(body)`, read each field, then `f.finish()` raises one 400 wit
 """
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -15,11 +16,17 @@ from .errors import ApiError, ValidationError
 MISSING = object()
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 INT32 = 2**31 - 1
+# Datetimes outside this range overflow Python's datetime when read back in another zone.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 
 def json_body() -> dict:
-    """The request's JSON object; 400 for anything else (malformed JSON, arrays, wrong type)."""
-    body = request.get_json(silent=True)
+    """The request's JSON object; 400 for anything else (malformed JSON, arrays, wrong type,
+    values Postgres cannot store)."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser allows
+        raise ApiError(400, "Malformed JSON body: nested too deeply.") from None
     if body is None:
         raw = request.get_data(cache=True)
         if raw.strip():
@@ -27,7 +34,33 @@ def json_body() -> dict:
         body = {}
     if not isinstance(body, dict):
         raise ApiError(400, "Expected a JSON object.")
+    check_storable(body)
     return body
+
+
+def check_storable(value: Any) -> None:
+    """400 for what Python's JSON accepts but Postgres rejects (jsonb and text): NUL characters
+    in strings or keys, and NaN/Infinity (including overflowing numbers such as 1e400)."""
+    stack = [value]
+    while stack:  # iterative: the body may be nested as deep as the parser allowed
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ApiError(400, "Strings may not contain NUL (\\u0000) characters.")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ApiError(400, "Numbers must be finite (no NaN or Infinity).")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def check_query_args() -> None:
+    """400 for a NUL character in the query string (Postgres text cannot hold one)."""
+    if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        raise ApiError(400, "Query parameters may not contain NUL characters.")
 
 
 class Fields:
@@ -134,6 +167,9 @@ class Fields:
         parsed = parse_datetime(value) if isinstance(value, str) else None
         if parsed is None:
             self._fail(name, "Datetime has wrong format. Use ISO 8601, e.g. 2026-01-31T12:00:00Z.")
+        elif not EARLIEST <= parsed <= LATEST:
+            self._fail(name, f"Datetime must be between {EARLIEST.year} and {LATEST.year}.")
+            return None
         return parsed
 
     def fail(self, name: str, message: str) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import threading
 import time
@@ -14,9 +13,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from shared import logs, ops_server
-from shared.broker import make_broker
 from shared.db import make_engine
-from shared.events import EventPublisher
+from shared.handoff import Handoff
 from shared.settings import Settings
 
 from . import metrics
@@ -41,15 +39,15 @@ def guarded(name: str, fn, beats: dict):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="scheduler", description=__doc__)
-    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SCHEDULER_METRICS_PORT", "9101")))
+    parser.add_argument("--metrics-port", type=int, help="health/metrics port (default SCHEDULER_METRICS_PORT)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.configure("scheduler", settings.log_level)
 
     engine = make_engine(settings.database_url, pool_size=6, application_name="scheduler")
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    publisher = EventPublisher(client, engine, settings.events_stream, settings.events_maxlen)
-    jobs = Jobs(settings, engine, client, make_broker(settings.redis_url), publisher)
+    handoff = Handoff(client, engine, settings.events_stream, settings.events_maxlen)
+    jobs = Jobs(settings, engine, client, handoff)
 
     beats: dict[str, float] = {}
     schedule = {
@@ -72,7 +70,7 @@ def main(argv=None) -> None:
             raise RuntimeError(f"release job has not succeeded for {age:.0f}s")
         return {"jobs": sorted(schedule)}
 
-    ops = ops_server.serve(args.metrics_port, health)
+    ops = ops_server.serve(args.metrics_port or settings.scheduler_metrics_port, health)
     scheduler.start()
     log.info("scheduler started", extra={"jobs": sorted(schedule)})
     stop = threading.Event()
@@ -80,7 +78,7 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     scheduler.shutdown(wait=True)  # lets a running job finish its transaction
-    publisher.close()
+    handoff.close()
     ops.shutdown()
     log.info("scheduler stopped")
 

@@ -12,9 +12,8 @@ import redis
 from sqlalchemy import Engine, and_, func, or_, select, text, update
 
 from shared import events, statuses, transitions
-from shared.broker import TaskBroker, enqueue_task, missing_messages
-from shared.events import EventPublisher
-from shared.handoff import after_commit
+from shared.broker import enqueue_task, missing_messages
+from shared.handoff import Handoff
 from shared.models import Task
 from shared.settings import Settings
 
@@ -31,8 +30,7 @@ class Jobs:
     settings: Settings
     engine: Engine
     redis: redis.Redis
-    broker: TaskBroker
-    publisher: EventPublisher
+    handoff: Handoff
     sweep_cursor: tuple = field(default=None)
 
     def release_due(self) -> int:
@@ -41,7 +39,7 @@ class Jobs:
         while True:
             with self.engine.begin() as conn:
                 rows = transitions.run(conn, "release_due", limit=BATCH)
-            after_commit(self.publisher, self.broker, rows)
+            self.handoff.submit(rows)
             now = datetime.now(timezone.utc)
             for row in rows:
                 metrics.LATENESS.observe(max(0.0, (now - row.scheduled_at).total_seconds()))
@@ -54,7 +52,7 @@ class Jobs:
         """Requeue `running` tasks whose worker stopped renewing its lease (crash, kill -9)."""
         with self.engine.begin() as conn:
             rows = transitions.run(conn, "recover_lease", limit=BATCH)
-        after_commit(self.publisher, self.broker, rows)
+        self.handoff.submit(rows)
         if rows:
             log.warning("recovered tasks with expired leases", extra={"count": len(rows)})
         metrics.LEASES_RECOVERED.inc(len(rows))
@@ -81,7 +79,7 @@ class Jobs:
                 .returning(TASKS.c.id, TASKS.c.queue)
             ).all()
         for row in resent:
-            enqueue_task(self.broker, row.id, row.queue)
+            enqueue_task(self.redis, row.id, row.queue)
         log.warning("re-sent queued tasks whose message was lost", extra={"count": len(resent)})
         metrics.LOST_REQUEUED.inc(len(resent))
         return len(resent)

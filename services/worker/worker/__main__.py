@@ -16,7 +16,7 @@ from sqlalchemy import text
 from shared import logs, ops_server
 from shared.broker import make_broker
 from shared.db import make_engine
-from shared.events import EventPublisher
+from shared.handoff import Handoff
 from shared.routing import QUEUES, parse_queues
 from shared.settings import Settings
 
@@ -30,9 +30,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="worker", description=__doc__)
     parser.add_argument("--queues", default=",".join(QUEUES), help="comma-separated queues to serve")
     parser.add_argument("--threads", type=int, default=None, help="worker threads (default WORKER_THREADS)")
-    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("WORKER_METRICS_PORT", "9191")))
-    parser.add_argument("--shutdown-grace", type=float, default=float(os.environ.get("WORKER_SHUTDOWN_GRACE", "5")),
-                        help="seconds running tasks get to finish on SIGTERM before they are handed back")
+    parser.add_argument("--metrics-port", type=int, help="health/metrics port (default WORKER_METRICS_PORT)")
+    parser.add_argument("--shutdown-grace", type=float,
+                        help="seconds running tasks get to finish on SIGTERM before they are handed back "
+                             "(default WORKER_SHUTDOWN_GRACE)")
     return parser.parse_args(argv)
 
 
@@ -46,11 +47,10 @@ def main(argv=None) -> None:
     engine = make_engine(settings.database_url, pool_size=threads + 2, application_name="worker")
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     broker = make_broker(settings.redis_url)
-    publisher = EventPublisher(client, engine, settings.events_stream, settings.events_maxlen)
+    handoff = Handoff(client, engine, settings.events_stream, settings.events_maxlen)
     executor = Executor(
         engine=engine,
-        publisher=publisher,
-        broker=broker,
+        handoff=handoff,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
         lease_seconds=settings.task_lease_seconds,
         allow_private_networks=settings.webhook_allow_private_networks,
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
         client.ping()
         return {"queues": queues, "running": len(executor.active)}
 
-    ops = ops_server.serve(args.metrics_port, health)
+    ops = ops_server.serve(args.metrics_port or settings.worker_metrics_port, health)
     stop, beating = threading.Event(), threading.Event()
     heartbeat.start(executor, settings.heartbeat_seconds, beating)
     worker = dramatiq.Worker(broker, queues=set(queues), worker_threads=threads, worker_timeout=settings.worker_idle_poll_ms)
@@ -73,12 +73,13 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    shutdown(worker, executor, publisher, args.shutdown_grace)
+    grace = args.shutdown_grace if args.shutdown_grace is not None else settings.worker_shutdown_grace
+    shutdown(worker, executor, handoff, grace)
     beating.set()
     ops.shutdown()
 
 
-def shutdown(worker: dramatiq.Worker, executor: Executor, publisher: EventPublisher, grace: float) -> None:
+def shutdown(worker: dramatiq.Worker, executor: Executor, handoff: Handoff, grace: float) -> None:
     """Finish what can finish within `grace`, hand the rest back to the queue, lose nothing."""
     log.info("shutting down", extra={"running": len(executor.active), "grace_s": grace})
     timer = threading.Timer(grace, executor.interrupt_all, args=("shutdown",))
@@ -86,7 +87,8 @@ def shutdown(worker: dramatiq.Worker, executor: Executor, publisher: EventPublis
     timer.start()
     worker.stop(timeout=int((grace + 30) * 1000))
     timer.cancel()
-    publisher.close()
+    executor.send_deferred()
+    handoff.close()
     log.info("worker stopped")
 
 

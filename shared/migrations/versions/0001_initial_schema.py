@@ -23,12 +23,8 @@ def upgrade() -> None:
     sa.Column('error_message', sa.Text(), server_default='', nullable=False),
     sa.Column('webhook_event', sa.String(length=50), server_default='', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_task_events'))
     )
-    op.create_index('ix_task_events_created', 'task_events', ['created_at'], unique=False)
-    op.create_index(op.f('ix_task_events_task_id'), 'task_events', ['task_id'], unique=False)
-    op.create_index('ix_task_events_unpublished', 'task_events', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'))
     op.create_table('users',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('username', sa.String(length=150), nullable=False),
@@ -96,7 +92,6 @@ def upgrade() -> None:
     op.create_index('ix_tasks_due', 'tasks', ['scheduled_at'], unique=False, postgresql_where=sa.text("status IN ('scheduled', 'retry')"))
     op.create_index('ix_tasks_lease', 'tasks', ['lease_expires_at'], unique=False, postgresql_where=sa.text("status = 'running'"))
     op.create_index('ix_tasks_owner_created', 'tasks', ['owner_id', 'created_at'], unique=False)
-    op.create_index('ix_tasks_owner_status', 'tasks', ['owner_id', 'status'], unique=False)
     op.create_index('ix_tasks_queued', 'tasks', ['enqueued_at'], unique=False, postgresql_where=sa.text("status = 'queued'"))
     op.create_index('uq_tasks_owner_idempotency', 'tasks', ['owner_id', 'idempotency_key'], unique=True, postgresql_where=sa.text('idempotency_key IS NOT NULL'))
     op.create_table('dead_letters',
@@ -157,7 +152,6 @@ def downgrade() -> None:
     op.drop_table('dead_letters')
     op.drop_index('uq_tasks_owner_idempotency', table_name='tasks', postgresql_where=sa.text('idempotency_key IS NOT NULL'))
     op.drop_index('ix_tasks_queued', table_name='tasks', postgresql_where=sa.text("status = 'queued'"))
-    op.drop_index('ix_tasks_owner_status', table_name='tasks')
     op.drop_index('ix_tasks_owner_created', table_name='tasks')
     op.drop_index('ix_tasks_lease', table_name='tasks', postgresql_where=sa.text("status = 'running'"))
     op.drop_index('ix_tasks_due', table_name='tasks', postgresql_where=sa.text("status IN ('scheduled', 'retry')"))
@@ -166,7 +160,4 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_revoked_tokens_expires_at'), table_name='revoked_tokens')
     op.drop_table('revoked_tokens')
     op.drop_table('users')
-    op.drop_index('ix_task_events_unpublished', table_name='task_events', postgresql_where=sa.text('published_at IS NULL'))
-    op.drop_index(op.f('ix_task_events_task_id'), table_name='task_events')
-    op.drop_index('ix_task_events_created', table_name='task_events')
     op.drop_table('task_events')

@@ -9,7 +9,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared import transitions
-from shared.db import autocommit
 from shared.models import Task
 
 from .. import serializers
@@ -37,7 +36,8 @@ def create_task():
     if key is not None and len(key) > 255:
         raise ApiError(400, "Idempotency-Key must be at most 255 characters.")
     fields = read_task_fields(json_body())
-    with autocommit(db.engine).connect() as conn:
+    runtime = get_runtime()
+    with runtime.autocommit.connect() as conn:
         if key is not None:
             original = _idempotent_original(conn, owner, key)
             if original is not None:
@@ -49,7 +49,7 @@ def create_task():
             if original is None:
                 raise
             return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
-    get_runtime().after_commit([row])
+    runtime.after_commit([row])
     return jsonify(serializers.task(row)), 201
 
 
@@ -108,7 +108,7 @@ def retry_task(task_id: uuid.UUID):
 
 def _transition_or_400(task_id, transition: str):
     owner = owner_id()
-    with autocommit(db.engine).connect() as conn:
+    with get_runtime().autocommit.connect() as conn:
         row = transitions.run_one(conn, transition, task_id=task_id, owner=owner)
         if row is None:
             current = queries.get_owned(conn, task_id, owner)  # 404 when not the caller's
