@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
     app.json.sort_keys = False
-    app.url_map.strict_slashes = True
+    app.url_map.strict_slashes = False  # /tasks and /tasks/ both work: no HTML redirect for clients
 
     db.init_app(app)
     jwt.init_app(app)

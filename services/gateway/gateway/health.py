@@ -28,4 +28,7 @@ def readyz():
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ready" if ready else "not ready", **checks}), 200 if ready else 503
+    if not ready:  # an error like any other: JSON with an "error" key
+        failing = ", ".join(name for name, v in checks.items() if v != "ok")
+        return jsonify({"status": "not ready", **checks, "error": f"Not ready: {failing} unreachable."}), 503
+    return jsonify({"status": "ready", **checks})

@@ -112,6 +112,7 @@ def verify():
 @bp.post("/logout/")
 @jwt_required()
 def logout():
+    current_user()  # 401 for a deleted or deactivated user (their revoked_tokens row could not exist)
     body = json_body()
     if not body.get("refresh"):
         raise ValidationError({"refresh": ["This field is required."]})

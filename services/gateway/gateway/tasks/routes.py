@@ -22,6 +22,7 @@ from .fields import read_task_fields, row_values
 
 TASKS = Task.__table__
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+FOREIGN_KEY_VIOLATION = "23503"  # Postgres SQLSTATE
 
 
 def owner_id() -> int:
@@ -44,7 +45,10 @@ def create_task():
                 return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
         try:
             row = transitions.create(conn, row_values(owner, fields, key))
-        except IntegrityError:  # a concurrent request with the same key won the race
+        except IntegrityError as exc:
+            if getattr(exc.orig, "pgcode", None) == FOREIGN_KEY_VIOLATION:  # the owner was deleted
+                raise ApiError(401, "User not found.") from None
+            # a concurrent request with the same key won the race
             original = _idempotent_original(conn, owner, key) if key else None
             if original is None:
                 raise
