@@ -39,10 +39,13 @@ def renew(executor: Executor) -> None:
             .returning(TASKS.c.id)
         ).scalars()
         kept_ids = {str(i) for i in kept}
-    for task_id, ctx in running.items():
-        if task_id not in kept_ids:
-            log.info("task no longer ours; interrupting", extra={"task_id": task_id})
-            ctx.interrupt("revoked")
+    # A task that finished meanwhile (its outcome committed, so the UPDATE skipped it) is no
+    # longer active: only the ones still running here were revoked or taken over.
+    with executor.lock:
+        lost = [(t, c) for t, c in running.items() if t not in kept_ids and executor.active.get(t) is c]
+    for task_id, ctx in lost:
+        log.info("task no longer ours; interrupting", extra={"task_id": task_id})
+        ctx.interrupt("revoked")
 
 
 def start(executor: Executor, interval: float, stop: threading.Event) -> threading.Thread:

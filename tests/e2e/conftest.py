@@ -1,0 +1,110 @@
+"""End-to-end fixtures: the real services as real processes, driven over HTTP like a client.
+
+The package-scoped `system` fixture starts, against the test database and Redis db:
+- the gateway under gunicorn (2 workers) on a free port,
+- one worker process serving every queue,
+- two scheduler replicas (so every test also proves replicas never release anything twice),
+each logging to its own file under a temporary directory. It waits for the gateway's /readyz
+and every service's /healthz, and stops everything (SIGTERM, then SIGKILL) when the e2e tests are done.
+Tests stop, SIGKILL and start worker processes through it. When a test fails, the tail of
+every service log is attached to its report.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import text
+
+from .e2e_helpers import Client, Db, EventLog, System
+
+_ACTIVE: list[System] = []  # the running system, for the failure-report hook
+
+
+def empty_everything(engine, redis_client) -> None:
+    with engine.begin() as conn:
+        tables = conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).scalars().all()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    redis_client.flushdb()
+
+
+@pytest.fixture(scope="package")
+def system(settings, engine, redis_client, tmp_path_factory):
+    """Gateway + 1 worker + 2 scheduler replicas, on the test database and Redis db.
+
+    Package-scoped, so the services stop when the e2e tests are done (a worker left running
+    would execute the tasks other test packages create). It starts from an empty database
+    and Redis db, so nothing another package left queued runs here.
+    """
+    empty_everything(engine, redis_client)
+    log_dir = tmp_path_factory.mktemp("e2e-logs")
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "TASK_LEASE_SECONDS": "3",
+        "WORKER_HEARTBEAT_SECONDS": "0.5",
+        "LOST_MESSAGE_AFTER_SECONDS": "2",
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        "PYTHONUNBUFFERED": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    sysm = System(log_dir, env)
+    _ACTIVE.append(sysm)
+    try:
+        sysm.start_gateway()
+        sysm.start_scheduler()
+        sysm.start_scheduler()
+        sysm.start_worker(wait=False)
+        for svc in sysm.every_service:
+            svc.wait_healthy(timeout=40)
+    except BaseException as exc:
+        tails = sysm.tails()
+        sysm.shutdown()
+        _ACTIVE.clear()
+        pytest.fail(f"could not start the system: {exc}\n{tails}", pytrace=False)
+    yield sysm
+    sysm.shutdown()
+    _ACTIVE.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _ACTIVE:
+        report.sections.append(("service logs (tails)", _ACTIVE[0].tails()))
+
+
+@pytest.fixture
+def worker_restored(system):
+    """Tests that stop or kill workers leave the default single worker running afterwards."""
+    system.ensure_one_worker()
+    yield system
+    system.ensure_one_worker()
+
+
+@pytest.fixture
+def client(system):
+    c = Client(system.base_url)
+    yield c
+    try:  # nothing of this test keeps running into the next one
+        c.cancel_unfinished()
+    except Exception:  # noqa: BLE001
+        pass
+    c.http.close()
+
+
+@pytest.fixture
+def db(engine):
+    return Db(engine)
+
+
+
+
+@pytest.fixture
+def events(redis_client):
+    return EventLog(redis_client)

@@ -1,0 +1,408 @@
+"""Building blocks of the end-to-end tests: service processes, an API client, DB views, polling."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pytest
+import requests
+from sqlalchemy import text
+
+REPO = Path(__file__).resolve().parents[2]
+GUNICORN_CONF = REPO / "services" / "gateway" / "gunicorn.conf.py"
+ALL_QUEUES = "critical,high,default,low"
+TERMINAL = ("success", "failure", "revoked")
+LOG_TAIL_LINES = 40
+EVENT_STREAM = "taskqueue:events"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05, message: str = ""):
+    """Poll `predicate` until it returns something truthy; return that value or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {message or predicate!r} (last: {last!r})")
+        time.sleep(interval)
+
+
+def metric_value(metrics_text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """Sum of the samples of `name` whose labels include `labels` (0 when there is none)."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, label_text = head.partition("{")
+        if metric != name:
+            continue
+        if labels and not all(f'{k}="{v}"' in label_text for k, v in labels.items()):
+            continue
+        total += float(value)
+    return total
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Service:
+    """One service process, its log file and (for non-gateway services) its ops port."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, health_url: str):
+        self.name, self.argv, self.env, self.log_path, self.health_url = name, argv, env, log_path, health_url
+        self.proc: subprocess.Popen | None = None
+        self.metrics_url = ""
+        self._log = None
+
+    def start(self) -> "Service":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.argv, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def healthy(self) -> bool:
+        if not self.alive():
+            raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}\n{self.tail()}")
+        try:
+            return requests.get(self.health_url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} not healthy after {timeout}s at {self.health_url}\n{self.tail()}")
+            time.sleep(0.05)
+
+    def terminate(self, timeout: float = 15) -> float:
+        """SIGTERM, wait up to `timeout`, then SIGKILL the process group. Returns seconds to exit."""
+        if not self.alive():
+            self._close()
+            return 0.0
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+        elapsed = time.monotonic() - started
+        self._kill_group()
+        self._close()
+        return elapsed
+
+    def kill9(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self._kill_group()
+        self._close()
+
+    def _kill_group(self) -> None:
+        # Leftover children of this process only (gunicorn workers): its own session's group.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            content = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return f"[{self.name}: no log]"
+        return f"----- {self.name} ({self.log_path}) last {lines} lines -----\n" + "\n".join(content[-lines:])
+
+
+class System:
+    """The running services plus the knobs tests need (workers on demand, metrics)."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]):
+        self.log_dir, self.env = log_dir, env
+        self.gateway: Service | None = None
+        self.schedulers: list[Service] = []
+        self.workers: list[Service] = []
+        self.every_service: list[Service] = []
+        self._counter = 0
+        self.base_url = ""
+
+    # -- lifecycle
+    def start_gateway(self) -> None:
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        env = {**self.env, "GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKERS": "2", "GATEWAY_THREADS": "4",
+               "PROMETHEUS_MULTIPROC_DIR": str(self._new_dir("gateway-metrics")),
+               # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl),
+               # shared with any other gunicorn of this user: give ours its own directory
+               "XDG_RUNTIME_DIR": str(self._new_dir("run"))}
+        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "gateway.app:create_app()"]
+        self.gateway = self._spawn("gateway", argv, env, f"{self.base_url}/readyz")
+
+    def start_scheduler(self) -> Service:
+        port = free_port()
+        argv = [sys.executable, "-m", "scheduler", "--metrics-port", str(port)]
+        svc = self._spawn(f"scheduler-{len(self.schedulers) + 1}", argv, dict(self.env), f"http://127.0.0.1:{port}/healthz")
+        svc.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        self.schedulers.append(svc)
+        return svc
+
+    def start_worker(self, threads: int = 8, queues: str = ALL_QUEUES, wait: bool = True) -> Service:
+        port = free_port()
+        argv = [sys.executable, "-m", "worker", "--queues", queues, "--threads", str(threads), "--metrics-port", str(port)]
+        svc = self._spawn(f"worker-{self._next()}", argv, dict(self.env), f"http://127.0.0.1:{port}/healthz")
+        svc.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        self.workers.append(svc)
+        if wait:
+            svc.wait_healthy()
+        return svc
+
+    def stop_worker(self, worker: Service | None = None, timeout: float = 20) -> float:
+        """SIGTERM one worker (the current one by default); returns how long it took to exit."""
+        worker = worker or self.worker
+        elapsed = worker.terminate(timeout)
+        self.workers.remove(worker)
+        return elapsed
+
+    def kill_worker(self, worker: Service | None = None) -> None:
+        worker = worker or self.worker
+        worker.kill9()
+        self.workers.remove(worker)
+
+    def stop_all_workers(self) -> None:
+        for w in list(self.workers):
+            self.stop_worker(w)
+
+    def ensure_one_worker(self) -> Service:
+        """Back to the default topology: exactly one live worker on every queue."""
+        for w in list(self.workers):
+            if not w.alive():
+                w.kill9()
+                self.workers.remove(w)
+        while len(self.workers) > 1:
+            self.stop_worker(self.workers[0])
+        if not self.workers:
+            self.start_worker()
+        return self.worker
+
+    @property
+    def worker(self) -> Service:
+        assert self.workers, "no worker is running"
+        return self.workers[-1]
+
+    def shutdown(self) -> None:
+        for svc in reversed(self.every_service):
+            try:
+                svc.terminate(timeout=15)
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                svc.kill9()
+
+    def tails(self) -> str:
+        return "\n".join(s.tail() for s in self.every_service)
+
+    # -- metrics
+    @staticmethod
+    def metrics(service: Service) -> str:
+        return requests.get(service.metrics_url, timeout=2).text
+
+    # -- internals
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], health_url: str) -> Service:
+        svc = Service(name, argv, env, self.log_dir / f"{name}.log", health_url).start()
+        self.every_service.append(svc)
+        return svc
+
+    def _next(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    def _new_dir(self, name: str) -> Path:
+        path = self.log_dir / name
+        path.mkdir(exist_ok=True)
+        return path
+
+
+# --------------------------------------------------------------------------- API client
+
+
+class Client:
+    """A real API user: registers, then calls the API with its Bearer token."""
+
+    def __init__(self, base_url: str):
+        self.base = f"{base_url}/api/v1"
+        self.http = requests.Session()
+        name = f"e2e_{uuid.uuid4().hex[:10]}"
+        r = self.http.post(f"{self.base}/auth/register/", json={
+            "username": name, "email": f"{name}@example.com",
+            "password": "s3cret-pass-123", "password_confirm": "s3cret-pass-123",
+        }, timeout=10)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        self.user_id = body["user"]["id"]
+        self.http.headers["Authorization"] = f"Bearer {body['tokens']['access']}"
+
+    def post(self, path: str, json=None, expect: int | None = None) -> requests.Response:
+        r = self.http.post(f"{self.base}{path}", json=json, timeout=10)
+        if expect is not None:
+            assert r.status_code == expect, f"POST {path} -> {r.status_code} {r.text}"
+        return r
+
+    def get(self, path: str, expect: int | None = 200, **params) -> requests.Response:
+        r = self.http.get(f"{self.base}{path}", params=params, timeout=10)
+        if expect is not None:
+            assert r.status_code == expect, f"GET {path} -> {r.status_code} {r.text}"
+        return r
+
+    def create(self, task_type: str, payload=None, **fields) -> dict:
+        body = {"name": fields.pop("name", f"e2e {task_type}"), "task_type": task_type, "payload": payload or {}, **fields}
+        return self.post("/tasks/", json=body, expect=201).json()
+
+    def task(self, task_id: str) -> dict:
+        return self.get(f"/tasks/{task_id}/").json()
+
+    def cancel(self, task_id: str) -> requests.Response:
+        return self.post(f"/tasks/{task_id}/cancel/")
+
+    def wait_status(self, task_id: str, statuses: Iterable[str] | str, timeout: float = 15, interval: float = 0.05) -> dict:
+        wanted = (statuses,) if isinstance(statuses, str) else tuple(statuses)
+        seen: dict = {}
+
+        def check():
+            seen["task"] = self.task(task_id)
+            return seen["task"] if seen["task"]["status"] in wanted else None
+
+        return wait_until(check, timeout, interval, message=f"task {task_id} to reach {wanted}")
+
+    def wait_all(self, task_ids: Iterable[str], statuses=TERMINAL, timeout: float = 30) -> dict[str, dict]:
+        """Poll the list endpoint until every task is in one of `statuses`; returns them by id."""
+        pending = set(task_ids)
+        done: dict[str, dict] = {}
+        wanted = (statuses,) if isinstance(statuses, str) else tuple(statuses)
+
+        def check():
+            for t in self.all_tasks():
+                if t["id"] in pending and t["status"] in wanted:
+                    done[t["id"]] = t
+                    pending.discard(t["id"])
+            return not pending
+
+        wait_until(check, timeout, 0.2, message=f"{len(pending)} task(s) to reach {wanted}")
+        return done
+
+    def all_tasks(self) -> list[dict]:
+        out, page = [], 1
+        while True:
+            body = self.get("/tasks/", page=page, page_size=100).json()
+            out.extend(body["results"])
+            if not body["next"]:
+                return out
+            page += 1
+
+    def cancel_unfinished(self) -> None:
+        for t in self.all_tasks():
+            if t["status"] not in TERMINAL:
+                self.cancel(t["id"])
+
+
+
+class Db:
+    def __init__(self, engine):
+        self.engine = engine
+
+    def task_row(self, task_id: str):
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT * FROM tasks WHERE id = :t"), {"t": task_id}).one()
+
+    def rows(self, sql: str, **params) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).all()
+
+    def scalar(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar()
+
+    def has_column(self, table: str, column: str) -> bool:
+        return bool(self.scalar(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = :t AND column_name = :c",
+            t=table, c=column))
+
+
+class EventLog:
+    """The `taskqueue:events` stream, the durable record of every status change a test reads.
+
+    Entries are de-duplicated on `event_id` (the relay may publish an event twice; consumers
+    must tolerate that) and returned in event-id order, with `at` parsed from `timestamp`.
+    """
+
+    def __init__(self, redis_client, stream: str = EVENT_STREAM):
+        self.redis, self.stream = redis_client, stream
+
+    def by_task(self) -> dict[str, list[dict]]:
+        seen: dict[int, dict] = {}
+        for entry_id, fields in self.redis.xrange(self.stream):
+            f = {k.decode(): v.decode() for k, v in fields.items()}
+            f["entry_id"] = entry_id.decode()
+            seen.setdefault(int(f["event_id"]), f)
+        out: dict[str, list[dict]] = {}
+        for event_id in sorted(seen):
+            f = seen[event_id]
+            f["at"] = datetime.fromisoformat(f["timestamp"])
+            out.setdefault(f["task_id"], []).append(f)
+        return out
+
+    def of(self, task_id: str) -> list[dict]:
+        return self.by_task().get(task_id, [])
+
+    def statuses(self, task_id: str) -> list[str]:
+        return [e["status"] for e in self.of(task_id)]
+
+    def wait_for(self, task_id: str, expected: list[str], timeout: float = 10) -> list[dict]:
+        """Wait until the task's events are exactly `expected` (they are published asynchronously)."""
+        state: dict = {}
+
+        def check():
+            state["events"] = self.of(task_id)
+            return [e["status"] for e in state["events"]] == expected
+
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() >= deadline:
+                got = [e["status"] for e in state["events"]]
+                pytest.fail(f"events of task {task_id}: expected {expected}, got {got} after {timeout:g}s")
+            time.sleep(0.05)
+        return state["events"]
+
+
+def iso_in(seconds: float) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
