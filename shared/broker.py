@@ -1,8 +1,10 @@
 """Dramatiq broker setup and task messages.
 
-A message carries only the task id; Postgres holds everything else. The Redis message id is
-the task id, so the scheduler can ask Redis whether a queued task's message still exists and
-re-send it when Redis lost it.
+A message carries only the task id; Postgres holds everything else. Each send of a task gets
+its own message id, derived from the task id and the `enqueued_at` it was sent for
+(`message_id`): so the scheduler can ask Redis whether a queued task's current message still
+exists (and re-send it when Redis lost it), and the late ack of an earlier message of the same
+task (a retry, a hand-back, a recovered lease) can never delete the new one.
 
 Producers write messages in the Redis layout of Dramatiq's Redis broker (a hash of message
 bodies and a list of ids per queue, see its dispatch.lua) inside their own pipelines, batched
@@ -12,6 +14,7 @@ instead of polling, so a new task is picked up at once and idle workers cost not
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Iterable
 
 import dramatiq
@@ -61,7 +64,10 @@ class TaskBroker(RedisBroker):
     def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
         if delay is not None:
             raise ValueError("delayed tasks wait in Postgres (scheduled_at), not in Redis")
-        enqueue_task(self.client, message.message_id, message.queue_name)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(messages_key(message.queue_name), message.message_id, message.encode())
+        pipe.rpush(queue_key(message.queue_name), message.message_id)
+        pipe.execute()
         return message
 
 
@@ -72,39 +78,44 @@ def make_broker(redis_url: str, middleware: list | None = None) -> TaskBroker:
     return broker
 
 
-def task_message(task_id: uuid.UUID | str, queue: str) -> dramatiq.Message:
+def message_id(task_id: uuid.UUID | str, enqueued_at: datetime) -> str:
+    return f"{task_id}.{int(enqueued_at.timestamp() * 1_000_000)}"
+
+
+def task_message(task_id: uuid.UUID | str, queue: str, enqueued_at: datetime) -> dramatiq.Message:
+    mid = message_id(task_id, enqueued_at)
     return dramatiq.Message(
         queue_name=queue,
         actor_name=actor_name(queue),
         args=(str(task_id),),
         kwargs={},
-        options={"redis_message_id": str(task_id)},
-        message_id=str(task_id),
+        options={"redis_message_id": mid},
+        message_id=mid,
     )
 
 
-def add_message(pipe: redis.client.Pipeline, task_id: uuid.UUID | str, queue: str) -> None:
+def add_message(pipe: redis.client.Pipeline, task_id: uuid.UUID | str, queue: str, enqueued_at: datetime) -> None:
     """Queue the task's message (as Dramatiq's enqueue does) and ring the doorbell, on `pipe`."""
-    task_id = str(task_id)
-    pipe.hset(messages_key(queue), task_id, task_message(task_id, queue).encode())
-    pipe.rpush(queue_key(queue), task_id)
+    message = task_message(task_id, queue, enqueued_at)
+    pipe.hset(messages_key(queue), message.message_id, message.encode())
+    pipe.rpush(queue_key(queue), message.message_id)
     pipe.lpush(doorbell_key(queue), 1)
     pipe.ltrim(doorbell_key(queue), 0, DOORBELL_DEPTH - 1)
 
 
-def enqueue_task(client: redis.Redis, task_id: uuid.UUID | str, queue: str) -> None:
+def enqueue_task(client: redis.Redis, task_id: uuid.UUID | str, queue: str, enqueued_at: datetime) -> None:
     pipe = client.pipeline(transaction=True)  # MULTI/EXEC: never a body without its list entry
-    add_message(pipe, task_id, queue)
+    add_message(pipe, task_id, queue, enqueued_at)
     pipe.execute()
 
 
-def missing_messages(client: redis.Redis, tasks: Iterable[tuple[str, str]]) -> list[str]:
-    """Return the ids of (task_id, queue) pairs whose message is no longer in Redis."""
+def missing_messages(client: redis.Redis, tasks: Iterable[tuple[str, str, datetime]]) -> list[str]:
+    """Return the task ids among (task_id, queue, enqueued_at) whose current message is gone."""
     tasks = list(tasks)
     pipe = client.pipeline(transaction=False)
-    for task_id, queue in tasks:
-        pipe.hexists(messages_key(queue), task_id)
-    return [task_id for (task_id, _), present in zip(tasks, pipe.execute()) if not present]
+    for task_id, queue, enqueued_at in tasks:
+        pipe.hexists(messages_key(queue), message_id(task_id, enqueued_at))
+    return [task_id for (task_id, _, _), present in zip(tasks, pipe.execute()) if not present]
 
 
 def queue_depths(client: redis.Redis) -> dict[str, int]:

@@ -30,7 +30,7 @@ def flush(client: redis.Redis, engine: Engine, stream: str, maxlen: int, rows: l
     for row in rows:
         pipe.xadd(stream, from_transition(row), maxlen=maxlen, approximate=True)
         if row.status == QUEUED:
-            task_broker.add_message(pipe, row.id, row.queue)
+            task_broker.add_message(pipe, row.id, row.queue, row.enqueued_at)
     pipe.execute()
     with engine.connect() as conn:
         conn.execute(delete(EVENTS).where(EVENTS.c.id.in_([row.event_id for row in rows])))

@@ -24,11 +24,31 @@ def settings():
     return Settings.from_env()
 
 
+def recreate_test_database(database_url: str) -> None:
+    """Start every session from an empty database migrated from scratch (tests own it).
+
+    Refuses any database whose name does not say it is for tests.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from shared.db import sqlalchemy_url
+
+    url = make_url(sqlalchemy_url(database_url))
+    if "test" not in (url.database or ""):
+        raise RuntimeError(f"refusing to recreate {url.database!r}: test database names contain 'test'")
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def engine(settings):
     from shared.db import make_engine
     from shared.migrate import upgrade
 
+    recreate_test_database(settings.database_url)
     upgrade(settings.database_url)
     eng = make_engine(settings.database_url, pool_size=4, application_name="tests")
     yield eng

@@ -10,6 +10,7 @@ threads = int(os.environ.get("GATEWAY_THREADS", "8"))
 keepalive = 75
 graceful_timeout = 30
 timeout = 60
+control_socket_disable = True  # one fixed path per user would be shared by every gateway on a host
 accesslog = None  # the app logs requests itself as JSON when asked; access logs cost throughput
 
 # Metrics from every worker process are aggregated through this directory.

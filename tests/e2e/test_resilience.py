@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+from shared import broker
+
 from .e2e_helpers import metric_value, wait_until
 
 RUNNING = "taskqueue_worker_running_tasks"
@@ -50,8 +52,9 @@ def test_sigterm_of_the_worker_hands_the_running_task_back(client, system, db, e
     back = client.task(task["id"])
     assert back["status"] == "queued", back
     # its new message is in Redis already (not left to the scheduler's lost-message sweep)
-    assert redis_client.hexists(f"dramatiq:{back['queue']}.msgs", task["id"])
-    assert task["id"].encode() in redis_client.lrange(f"dramatiq:{back['queue']}", 0, -1)
+    message_id = broker.message_id(task["id"], db.task_row(task["id"]).enqueued_at)
+    assert redis_client.hexists(f"dramatiq:{back['queue']}.msgs", message_id)
+    assert message_id.encode() in redis_client.lrange(f"dramatiq:{back['queue']}", 0, -1)
     assert back["started_at"] is None
     events.wait_for(task["id"], ["queued", "running", "queued"])
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pytest
 from sqlalchemy import text
 
-from integration_helpers import API, ApiUser, Db, Events, drain, unique
+from integration_helpers import API, ApiUser, Db, Events, drain, message_ids, unique
 
 HERE = Path(__file__).resolve().parent
 E2E = HERE.parent / "e2e"
@@ -62,8 +62,9 @@ def _cleanup() -> None:
     if redis_client is not None and tasks:
         pipe = redis_client.pipeline(transaction=False)
         for task_id, queue in tasks:
-            pipe.hdel(f"dramatiq:{queue}.msgs", task_id)
-            pipe.lrem(f"dramatiq:{queue}", 0, task_id)
+            for key in message_ids(redis_client, queue, task_id):
+                pipe.hdel(f"dramatiq:{queue}.msgs", key)
+                pipe.lrem(f"dramatiq:{queue}", 0, key)
         pipe.execute()
     _STATE["user_ids"].clear()
 

@@ -117,12 +117,25 @@ class Events:
         return [e["status"] for e in self.entries(task_id).values()]
 
 
+def message_ids(redis_client, queue: str, task_id: str) -> list[bytes]:
+    """Ids of the task's messages in Redis (hash `dramatiq:<queue>.msgs`, ids "<task id>.<sent at>")."""
+    return [key for key, _ in redis_client.hscan_iter(f"dramatiq:{queue}.msgs", match=f"{task_id}.*")]
+
+
+def drop_messages(redis_client, queue: str, task_id: str) -> None:
+    """Remove the task's messages, as if a worker had consumed them."""
+    for key in message_ids(redis_client, queue, task_id):
+        redis_client.hdel(f"dramatiq:{queue}.msgs", key)
+        redis_client.lrem(f"dramatiq:{queue}", 0, key)
+
+
 def message(app, redis_client, queue: str, task_id: str) -> dict | None:
-    """The task's Dramatiq message in Redis (hash `dramatiq:<queue>.msgs`, field = task id)."""
+    """The task's current Dramatiq message in Redis, if any."""
     import json
 
     drain(app)
-    raw = redis_client.hget(f"dramatiq:{queue}.msgs", str(task_id))
+    keys = message_ids(redis_client, queue, task_id)
+    raw = redis_client.hget(f"dramatiq:{queue}.msgs", max(keys)) if keys else None
     return json.loads(raw) if raw is not None else None
 
 

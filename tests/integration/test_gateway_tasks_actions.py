@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from integration_helpers import API, assert_error
+from integration_helpers import API, assert_error, drop_messages
 
 TASKS = f"{API}/tasks"
 STATS_KEYS = {"total", "pending", "scheduled", "queued", "running", "retry", "success", "failure", "revoked",
@@ -146,7 +146,7 @@ def test_retry_revoked(client, user, create_task, db, redis_client, events, queu
     task = create_task(user.headers, priority=20)
     client.post(f"{TASKS}/{task['id']}/cancel/", headers=user.headers)
     assert queued_message("critical", task["id"]) is not None
-    redis_client.hdel("dramatiq:critical.msgs", task["id"])  # as if a worker had consumed it
+    drop_messages(redis_client, "critical", task["id"])  # as if a worker had consumed it
     db.execute("UPDATE tasks SET retry_count = 2, error_message = 'old' WHERE id = :id", id=task["id"])
     response = client.post(f"{TASKS}/{task['id']}/retry/", headers=user.headers)
     assert response.status_code == 200

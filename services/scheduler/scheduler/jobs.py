@@ -69,17 +69,17 @@ class Jobs:
                 return 0  # another replica is sweeping
             candidates = conn.execute(self._sweep_query()).all()
             self.sweep_cursor = (candidates[-1].enqueued_at, candidates[-1].id) if len(candidates) == BATCH else None
-            lost = missing_messages(self.redis, [(str(r.id), r.queue) for r in candidates])
+            lost = missing_messages(self.redis, [(str(r.id), r.queue, r.enqueued_at) for r in candidates])
             if not lost:
                 return 0
             resent = conn.execute(
                 update(TASKS)
                 .where(TASKS.c.id.in_(lost), TASKS.c.status == statuses.QUEUED)
                 .values(enqueued_at=func.now())
-                .returning(TASKS.c.id, TASKS.c.queue)
+                .returning(TASKS.c.id, TASKS.c.queue, TASKS.c.enqueued_at)
             ).all()
         for row in resent:
-            enqueue_task(self.redis, row.id, row.queue)
+            enqueue_task(self.redis, row.id, row.queue, row.enqueued_at)
         log.warning("re-sent queued tasks whose message was lost", extra={"count": len(resent)})
         metrics.LOST_REQUEUED.inc(len(resent))
         return len(resent)

@@ -87,7 +87,6 @@ def shutdown(worker: dramatiq.Worker, executor: Executor, handoff: Handoff, grac
     timer.start()
     worker.stop(timeout=int((grace + 30) * 1000))
     timer.cancel()
-    executor.send_deferred()
     handoff.close()
     log.info("worker stopped")
 

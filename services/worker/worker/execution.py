@@ -48,8 +48,6 @@ class Executor:
     active: dict[str, TaskContext] = field(default_factory=dict)
     autocommit: Engine = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Handed-back tasks (task id -> transition row), handed off once their current message is acked.
-    resend_after_ack: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.autocommit = autocommit(self.engine)
@@ -81,26 +79,12 @@ class Executor:
             for ctx in self.active.values():
                 ctx.interrupt(reason)
 
-    def message_settled(self, message_id: str) -> None:
-        """Called right after Dramatiq acked (or nacked) a message: hand off a deferred re-send."""
-        with self.lock:
-            row = self.resend_after_ack.pop(message_id, None)
-        if row is not None:
-            self.handoff.submit([row])
-
-    def send_deferred(self) -> None:
-        """At shutdown: hand off whatever was handed back but never acked (ack failed)."""
-        with self.lock:
-            pending, self.resend_after_ack = self.resend_after_ack, {}
-        self.handoff.submit(pending.values())
-
-    def _commit(self, fn, hand_off: bool = True):
+    def _commit(self, fn):
         """Run the single-statement transition `fn(conn)` in autocommit (one round trip),
         then hand the rows it returns to the handoff (publish events, send messages)."""
         with self.autocommit.connect() as conn:
             rows = fn(conn)
-        if hand_off:
-            self.handoff.submit(rows)
+        self.handoff.submit(rows)
         return rows[0] if rows else None
 
     def _claim(self, task_id: str):
@@ -114,13 +98,7 @@ class Executor:
             final = self._commit(lambda conn: transitions.run(conn, "succeed", **ours, outcome=outcome.result))
         elif outcome.status == "interrupted":
             if outcome.reason == "shutdown":  # hand the task back so another worker runs it
-                # The message id is the task id, and Dramatiq's ack of the message being processed
-                # deletes the message body under that id: a new message sent now would be wiped by
-                # that ack. So it is sent right after the ack (actors.ResendAfterAck).
-                back = self._commit(lambda conn: transitions.run(conn, "hand_back", **ours), hand_off=False)
-                if back is not None:
-                    with self.lock:
-                        self.resend_after_ack[str(back.id)] = back
+                self._commit(lambda conn: transitions.run(conn, "hand_back", **ours))
             metrics.FINISHED.labels(task.task_type, outcome.reason).inc()
             return
         else:
