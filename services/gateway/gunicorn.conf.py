@@ -7,6 +7,9 @@ bind = os.environ.get("GATEWAY_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GATEWAY_WORKERS", max(2, multiprocessing.cpu_count())))
 worker_class = "gthread"
 threads = int(os.environ.get("GATEWAY_THREADS", "8"))
+# Each worker gets its own listening socket and the kernel spreads connections across them;
+# with one shared socket, a burst of keep-alive clients can all land on a single worker.
+reuse_port = True
 keepalive = 75
 graceful_timeout = 30
 timeout = 60
