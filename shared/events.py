@@ -63,6 +63,7 @@ def from_transition(row) -> dict[str, str]:
         result=row.result,
         error_message=row.error_message,
         timestamp=row.event_at,
+        webhook_event=row.webhook_event,
     )
 
 

@@ -43,6 +43,15 @@ class Settings:
     worker_metrics_port: int
     worker_shutdown_grace: float
     scheduler_metrics_port: int
+    notifier_host: str
+    notifier_port: int
+    notifier_metrics_port: int
+    notifier_client_buffer: int
+    dispatcher_metrics_port: int
+    dispatcher_concurrency: int
+    webhook_connect_timeout: float
+    webhook_read_timeout: float
+    webhook_retry_base_seconds: float
 
     @property
     def production(self) -> bool:
@@ -79,6 +88,15 @@ class Settings:
             worker_metrics_port=int(_env("WORKER_METRICS_PORT", "9191")),
             worker_shutdown_grace=float(_env("WORKER_SHUTDOWN_GRACE", "5")),
             scheduler_metrics_port=int(_env("SCHEDULER_METRICS_PORT", "9101")),
+            notifier_host=_env("NOTIFIER_HOST", "0.0.0.0"),
+            notifier_port=int(_env("NOTIFIER_PORT", "8001")),
+            notifier_metrics_port=int(_env("NOTIFIER_METRICS_PORT", "9102")),
+            notifier_client_buffer=int(_env("NOTIFIER_CLIENT_BUFFER", "256")),
+            dispatcher_metrics_port=int(_env("DISPATCHER_METRICS_PORT", "9103")),
+            dispatcher_concurrency=int(_env("DISPATCHER_CONCURRENCY", "16")),
+            webhook_connect_timeout=float(_env("WEBHOOK_CONNECT_TIMEOUT", "5")),
+            webhook_read_timeout=float(_env("WEBHOOK_READ_TIMEOUT", "15")),
+            webhook_retry_base_seconds=float(_env("WEBHOOK_RETRY_BASE_SECONDS", "10")),
         )
 
     def redacted(self) -> dict:

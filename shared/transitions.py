@@ -56,10 +56,15 @@ def _with_event(changed, webhook_event=literal("")):
             ["task_id", "owner_id", "status", "result", "error_message", "webhook_event"],
             select(changed.c.id, changed.c.owner_id, changed.c.status, changed.c.result, changed.c.error_message, webhook_event),
         )
-        .returning(EVENTS.c.id, EVENTS.c.task_id, EVENTS.c.created_at)
+        .returning(EVENTS.c.id, EVENTS.c.task_id, EVENTS.c.created_at, EVENTS.c.webhook_event)
         .cte("e")
     )
-    return select(changed, event.c.id.label("event_id"), event.c.created_at.label("event_at")).join_from(
+    return select(
+        changed,
+        event.c.id.label("event_id"),
+        event.c.created_at.label("event_at"),
+        event.c.webhook_event.label("webhook_event"),
+    ).join_from(
         changed, event, event.c.task_id == changed.c.id
     )
 
