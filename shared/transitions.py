@@ -1,11 +1,11 @@
 """Every task status change, as one SQL statement: a conditional UPDATE plus its outbox row.
 
-Each statement is built once (building SQLAlchemy constructs per call costs more than the
-database round trip) and executed with bound parameters. Each returns the changed task
-rows joined with their new event (`event_id`, `event_at`), or nothing when the guard did
-not match because the task had already moved on: a duplicate message, a late worker or
-a cancel race can never move a task backwards or finish it twice. Callers hand the rows
-to `shared.handoff.after_commit` once committed.
+Each statement is built once with SQLAlchemy, compiled once, and run as a server-side
+prepared statement (see `_Prepared`). Each returns the changed task rows joined with their
+new event (`event_id`, `event_at`, `webhook_event`), or nothing when the guard did not match
+because the task had already moved on: a duplicate message, a late worker or a cancel race
+can never move a task backwards or finish it twice. Callers hand the rows to
+`shared.handoff.Handoff.submit` once committed.
 """
 from __future__ import annotations
 
@@ -17,9 +17,19 @@ from typing import Any, Sequence
 
 import psycopg2
 from psycopg2.extras import Json
-
-from sqlalchemy import Connection, Interval, Row, String, bindparam, func, insert, literal, literal_column, select, update
-from sqlalchemy import JSON
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Interval,
+    String,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 from sqlalchemy.exc import DBAPIError
@@ -37,10 +47,6 @@ CREATE_COLUMNS = (
     "retry_delay", "timeout", "scheduled_at", "enqueued_at", "tags", "metadata", "idempotency_key",
     "callback_url", "callback_headers", "callback_secret", "callback_events", "callback_max_attempts",
 )
-
-
-def _p(name: str, type_=None):
-    return bindparam(name, type_=type_)
 
 
 def _statuses(values) -> list:
@@ -71,7 +77,7 @@ def _with_event(changed, webhook_event=literal("")):
 
 def _update(from_statuses: tuple, to_status: str, sets: dict, guards: Sequence = (), picked=None):
     where = [TASKS.c.status.in_(_statuses(from_statuses)), *guards]
-    where.append(TASKS.c.id == (picked.c.id if picked is not None else _p("task_id")))
+    where.append(TASKS.c.id == (picked.c.id if picked is not None else bindparam("task_id")))
     changed = (
         update(TASKS)
         .where(*where)
@@ -85,24 +91,24 @@ def _update(from_statuses: tuple, to_status: str, sets: dict, guards: Sequence =
 # Parameter names never equal a column name: SQLAlchemy reserves those for SET clauses.
 OWNER = TASKS.c.owner_id == bindparam("owner")
 OUR_CLAIM = TASKS.c.attempts == bindparam("claim")
-ERROR_SETS = {"error_message": _p("error"), "traceback": _p("error_traceback"), "retry_count": _p("failures")}
+ERROR_SETS = {"error_message": bindparam("error"), "traceback": bindparam("error_traceback"), "retry_count": bindparam("failures")}
 
 
 @cache
 def _statements() -> dict[str, Any]:
     done = {"completed_at": func.now(), "lease_expires_at": None}
     s = {}
-    created = insert(TASKS).values({c: _p(f"new_{c}", TASKS.c[c].type) for c in CREATE_COLUMNS}).returning(*TASKS.c).cte("t")
+    created = insert(TASKS).values({c: bindparam(f"new_{c}", type_=TASKS.c[c].type) for c in CREATE_COLUMNS}).returning(*TASKS.c).cte("t")
     s["create"] = _with_event(created)
     s["claim"] = _with_event(_update((statuses.QUEUED,), statuses.RUNNING, {
         "started_at": func.now(), "completed_at": None, "attempts": TASKS.c.attempts + 1,
-        "lease_expires_at": func.now() + _p("lease", Interval()), "worker_id": _p("worker"),
+        "lease_expires_at": func.now() + bindparam("lease", type_=Interval()), "worker_id": bindparam("worker"),
     }))
     s["succeed"] = _with_event(_update((statuses.RUNNING,), statuses.SUCCESS, {
-        **done, "result": _p("outcome", JSONB()),
+        **done, "result": bindparam("outcome", type_=JSONB()),
     }, [OUR_CLAIM]))
     s["retry_later"] = _with_event(_update((statuses.RUNNING,), statuses.RETRY, {
-        **ERROR_SETS, "lease_expires_at": None, "scheduled_at": func.now() + _p("delay", Interval()),
+        **ERROR_SETS, "lease_expires_at": None, "scheduled_at": func.now() + bindparam("delay", type_=Interval()),
     }, [OUR_CLAIM]))
     failed = _update((statuses.RUNNING,), statuses.FAILURE, {**done, **ERROR_SETS}, [OUR_CLAIM])
     s["fail"] = _with_event(failed).add_cte(

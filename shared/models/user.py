@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import text, BigInteger, Boolean, DateTime, String, func
+from sqlalchemy import BigInteger, Boolean, DateTime, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base

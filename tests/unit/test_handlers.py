@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
-
-from shared.task_types import TASK_TYPES
 from worker.context import TaskContext, TaskError, TaskInterrupted, TaskTimeout
 from worker.handlers import HANDLERS, get_handler, http_request
+
+from shared.task_types import TASK_TYPES
 
 
 class RecordingContext(TaskContext):

@@ -3,10 +3,10 @@ from datetime import datetime, timezone
 
 import pytest
 from flask import Flask
-
 from gateway.errors import ValidationError
 from gateway.tasks.fields import read_task_fields, row_values
 from gateway.validation import Fields, parse_datetime
+
 from shared import transitions
 
 

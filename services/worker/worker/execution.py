@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from shared import statuses, transitions
+from shared import transitions
 from shared.backoff import backoff_seconds
 from shared.db import autocommit
 from shared.handoff import Handoff
