@@ -25,18 +25,15 @@ def engine_options(pool_size: int) -> dict:
     }
 
 
-def make_engine(database_url: str, pool_size: int = 5, application_name: str = "taskqueue") -> Engine:
+def make_engine(
+    database_url: str, pool_size: int = 5, application_name: str = "taskqueue", autocommit: bool = False
+) -> Engine:
+    """A pooled engine. `autocommit=True` suits single-statement writes (every transition is
+    one statement, atomic on its own): no BEGIN/COMMIT round trips."""
     return create_engine(
         sqlalchemy_url(database_url),
         connect_args={"application_name": application_name},
+        isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
         **engine_options(pool_size),
     )
 
-
-def autocommit(engine: Engine) -> Engine:
-    """The same pool, in autocommit mode: for single-statement transitions, which are atomic
-    on their own and so save the BEGIN/COMMIT round trip.
-
-    Creating this view is costly (event listeners); create it once per process and keep it.
-    """
-    return engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -14,10 +14,10 @@ import threading
 from typing import Iterable
 
 import redis
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 
 from . import broker as task_broker
-from .events import EVENTS, from_transition
+from .events import from_transition
 from .statuses import QUEUED
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,8 @@ def flush(client: redis.Redis, engine: Engine, stream: str, maxlen: int, rows: l
             task_broker.add_message(pipe, row.id, row.queue, row.enqueued_at)
     pipe.execute()
     with engine.connect() as conn:
-        conn.execute(delete(EVENTS).where(EVENTS.c.id.in_([row.event_id for row in rows])))
-        conn.commit()
+        conn.exec_driver_sql("DELETE FROM task_events WHERE id = ANY(%(ids)s)", {"ids": [r.event_id for r in rows]})
+        conn.commit()  # no round trip on an autocommit engine
 
 
 class Handoff:

@@ -76,7 +76,7 @@ class Settings:
             default_page_size=int(_env("DEFAULT_PAGE_SIZE", "20")),
             task_lease_seconds=int(_env("TASK_LEASE_SECONDS", "30")),
             heartbeat_seconds=float(_env("WORKER_HEARTBEAT_SECONDS", "1")),
-            worker_threads=int(_env("WORKER_THREADS", "8")),
+            worker_threads=int(_env("WORKER_THREADS", "16")),
             worker_idle_poll_ms=int(_env("WORKER_IDLE_POLL_MS", "10")),
             lost_message_after_seconds=int(_env("LOST_MESSAGE_AFTER_SECONDS", "10")),
             release_interval_ms=int(_env("SCHEDULER_RELEASE_INTERVAL_MS", "50")),

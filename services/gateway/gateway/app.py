@@ -8,7 +8,7 @@ import redis
 from flask import Flask
 
 from shared import logs
-from shared.db import autocommit, engine_options, sqlalchemy_url
+from shared.db import engine_options, make_engine, sqlalchemy_url
 from shared.handoff import Handoff
 from shared.settings import Settings
 
@@ -44,12 +44,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register(app)
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    writes = make_engine(settings.database_url, settings.db_pool_size, "gateway", autocommit=True)
     with app.app_context():
         app.extensions["taskqueue"] = Runtime(
             settings=settings,
             redis=client,
-            handoff=Handoff(client, db.engine, settings.events_stream, settings.events_maxlen),
-            autocommit=autocommit(db.engine),
+            handoff=Handoff(client, writes, settings.events_stream, settings.events_maxlen),
+            autocommit=writes,
         )
 
     for blueprint in (health.bp, auth_bp, tasks_bp, dead_letters_bp):

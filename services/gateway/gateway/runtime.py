@@ -1,4 +1,4 @@
-"""Per-process connections (Redis, the autocommit engine view) and the post-commit handoff.
+"""Per-process connections (Redis, the autocommit engine for writes) and the post-commit handoff.
 
 Created once by the app factory and kept on `app.extensions`, so requests never connect.
 """
@@ -19,7 +19,7 @@ class Runtime:
     settings: Settings
     redis: redis.Redis
     handoff: Handoff
-    autocommit: Engine  # for single-statement writes (see shared.db.autocommit)
+    autocommit: Engine  # single-statement writes (transitions): see shared.db.make_engine
 
     def after_commit(self, rows) -> None:
         self.handoff.submit(rows)

@@ -44,7 +44,7 @@ def main(argv=None) -> None:
     queues = parse_queues(args.queues)
     threads = args.threads or settings.worker_threads
 
-    engine = make_engine(settings.database_url, pool_size=threads + 2, application_name="worker")
+    engine = make_engine(settings.database_url, pool_size=threads + 2, application_name="worker", autocommit=True)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     broker = make_broker(settings.redis_url)
     handoff = Handoff(client, engine, settings.events_stream, settings.events_maxlen)

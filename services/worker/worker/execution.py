@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 
 from shared import transitions
 from shared.backoff import backoff_seconds
-from shared.db import autocommit
 from shared.handoff import Handoff
 
 from . import metrics
@@ -46,11 +45,7 @@ class Executor:
     lease_seconds: int
     allow_private_networks: bool
     active: dict[str, TaskContext] = field(default_factory=dict)
-    autocommit: Engine = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.autocommit = autocommit(self.engine)
 
     def execute(self, task_id: str) -> None:
         claimed = self._claim(task_id)
@@ -82,7 +77,7 @@ class Executor:
     def _commit(self, fn):
         """Run the single-statement transition `fn(conn)` in autocommit (one round trip),
         then hand the rows it returns to the handoff (publish events, send messages)."""
-        with self.autocommit.connect() as conn:
+        with self.engine.connect() as conn:  # an autocommit engine
             rows = fn(conn)
         self.handoff.submit(rows)
         return rows[0] if rows else None

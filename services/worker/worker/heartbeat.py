@@ -10,7 +10,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import func, text, update
+from sqlalchemy import func, update
 
 from shared import statuses
 from shared.models import Task
@@ -26,8 +26,7 @@ def renew(executor: Executor) -> None:
         running = dict(executor.active)
     if not running:
         return
-    with executor.engine.begin() as conn:
-        conn.execute(text("SET LOCAL synchronous_commit = off"))  # a lost renewal only shortens a lease
+    with executor.engine.connect() as conn:  # autocommit: one statement
         kept = conn.execute(
             update(TASKS)
             .where(

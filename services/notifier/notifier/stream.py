@@ -1,0 +1,115 @@
+"""Reading the event stream: the live reader (one per process) and replays for resuming clients.
+
+No consumer group: every notifier replica reads the whole stream on its own (each serves
+different clients), and a reader only ever moves forward from the last id it has seen, so a
+Redis hiccup costs latency, not events (as long as the stream's retention covers the outage).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from . import metrics
+from .fanout import Router
+from .messages import ZERO, Entry, StreamId, format_stream_id, from_stream, parse_stream_id
+
+log = logging.getLogger("notifier.stream")
+
+BLOCK_MS = 5000  # one XREAD round trip at least this often, even when nothing happens
+READ_COUNT = 1000
+REPLAY_BATCH = 1000
+RETRY_SECONDS = 1.0
+
+
+def decode(stream_id, fields) -> Entry | None:
+    """An entry, or None (logged) when it does not follow the schema: a bad entry is skipped."""
+    try:
+        return from_stream(stream_id, fields)
+    except (KeyError, ValueError, TypeError):
+        log.warning("skipping malformed stream entry", extra={"stream_id": str(stream_id)})
+        return None
+
+
+class StreamReader:
+    """Follows the stream with XREAD BLOCK and hands every entry to the router, in order.
+
+    `position` is the id of the last entry handed over. A connection registered with the
+    router while the position is P receives every entry after P live, so it only needs a
+    replay up to P (see `session`): the check and the registration happen without an await.
+    """
+
+    def __init__(self, client: aioredis.Redis, stream: str, router: Router):
+        self.client, self.stream, self.router = client, stream, router
+        self.position: StreamId | None = None
+        self.last_read = 0.0  # monotonic time of the last successful XREAD (health)
+
+    async def start(self) -> None:
+        """Begin after the stream's current last entry; retries until Redis answers."""
+        while self.position is None:
+            try:
+                newest = await self.client.xrevrange(self.stream, "+", "-", count=1)
+                self.position = parse_stream_id(newest[0][0]) if newest else ZERO
+                self.last_read = time.monotonic()
+            except RedisError as exc:
+                metrics.STREAM_ERRORS.inc()
+                log.warning("event stream unavailable; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(RETRY_SECONDS)
+        log.info("following the event stream", extra={"stream": self.stream, "after": format_stream_id(self.position)})
+
+    async def run(self) -> None:
+        while True:
+            try:
+                reply = await self.client.xread({self.stream: format_stream_id(self.position)}, count=READ_COUNT,
+                                                block=BLOCK_MS)
+            except RedisError as exc:
+                metrics.STREAM_ERRORS.inc()
+                log.warning("event stream read failed; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            self.last_read = time.monotonic()
+            for _stream, rows in reply:
+                self._hand_over(rows)
+
+    def _hand_over(self, rows) -> None:
+        metrics.STREAM_ENTRIES.inc(len(rows))
+        for stream_id, fields in rows:
+            entry = decode(stream_id, fields)
+            if entry is not None:
+                self.router.publish(entry)
+        self.position = parse_stream_id(rows[-1][0])
+
+    def age(self) -> float:
+        """Seconds since the last successful read (infinite before the first)."""
+        return time.monotonic() - self.last_read if self.last_read else float("inf")
+
+
+async def replay(client: aioredis.Redis, stream: str, after: StreamId, upto: StreamId) -> AsyncIterator[Entry]:
+    """Entries with `after` < id <= `upto`, oldest first, in batches (XRANGE, exclusive start)."""
+    while after < upto:
+        rows = await client.xrange(stream, min="(" + format_stream_id(after), max=format_stream_id(upto),
+                                   count=REPLAY_BATCH)
+        if not rows:
+            return
+        for stream_id, fields in rows:
+            entry = decode(stream_id, fields)
+            if entry is not None:
+                yield entry
+        after = parse_stream_id(rows[-1][0])
+
+
+async def lost_after(client: aioredis.Redis, stream: str, after: StreamId) -> bool:
+    """True when entries newer than `after` were trimmed (MAXLEN) before this replay could read them.
+
+    Uses XINFO's `max-deleted-entry-id` (Redis >= 7); older servers cannot tell, and say False.
+    """
+    try:
+        info = await client.xinfo_stream(stream)
+    except ResponseError:  # no such stream: nothing retained, nothing trimmed that we can know of
+        return False
+    deleted = info.get("max-deleted-entry-id")
+    return deleted is not None and parse_stream_id(deleted) > after
