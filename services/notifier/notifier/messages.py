@@ -43,6 +43,7 @@ class Entry:
     owner_id: int
     task_id: str
     at: datetime  # when the change was committed
+    at_epoch: float  # the same, as a Unix time (lag is measured once per recipient)
     text: str  # the task_update message
 
 
@@ -68,12 +69,12 @@ def from_stream(stream_id: str | bytes, fields: Mapping[Any, Any]) -> Entry:
         status=event["status"], result=event["result"], error_message=event.get("error_message", ""),
         timestamp=event["timestamp"],
     )
-    return Entry(sid, event["event_id"], event["owner_id"], event["task_id"],
-                 datetime.fromisoformat(event["timestamp"]), text)
+    at = datetime.fromisoformat(event["timestamp"])
+    return Entry(sid, event["event_id"], event["owner_id"], event["task_id"], at, at.timestamp(), text)
 
 
 def snapshot(task) -> str:
-    """The message for a task's current state (a `shared`-side row: status, result, ...)."""
+    """The message for a task's current state (a `store.TaskState`)."""
     return render(
         event_id=None, stream_id=None, task_id=str(task.task_id), status=task.status, result=task.result,
         error_message=task.error_message or "", timestamp=task.updated_at.isoformat(),
