@@ -29,7 +29,7 @@ def flush(client: redis.Redis, engine: Engine, stream: str, maxlen: int, rows: l
     pipe = client.pipeline(transaction=True)
     for row in rows:
         pipe.xadd(stream, from_transition(row), maxlen=maxlen, approximate=True)
-        if row.status == QUEUED:
+        if row.status == QUEUED and not row.webhook_event:  # an announce changes no status: no message
             task_broker.add_message(pipe, row.id, row.queue, row.enqueued_at)
     pipe.execute()
     with engine.connect() as conn:

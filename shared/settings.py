@@ -52,6 +52,10 @@ class Settings:
     webhook_connect_timeout: float
     webhook_read_timeout: float
     webhook_retry_base_seconds: float
+    webhook_lease_seconds: float
+    webhook_reconcile_seconds: float
+    webhook_reconcile_hours: float
+    dispatcher_claim_idle_seconds: float
 
     @property
     def production(self) -> bool:
@@ -97,6 +101,14 @@ class Settings:
             webhook_connect_timeout=float(_env("WEBHOOK_CONNECT_TIMEOUT", "5")),
             webhook_read_timeout=float(_env("WEBHOOK_READ_TIMEOUT", "15")),
             webhook_retry_base_seconds=float(_env("WEBHOOK_RETRY_BASE_SECONDS", "10")),
+            # A dispatcher renews the lease of each send in flight; when it dies, its sends are
+            # taken over once their lease has run out.
+            webhook_lease_seconds=float(_env("WEBHOOK_LEASE_SECONDS", "30")),
+            # Re-derive deliveries whose stream event Redis lost: how often, and how far back.
+            webhook_reconcile_seconds=float(_env("WEBHOOK_RECONCILE_SECONDS", "30")),
+            webhook_reconcile_hours=float(_env("WEBHOOK_RECONCILE_HOURS", "24")),
+            # Stream entries a dead dispatcher read but never acknowledged are taken over after this.
+            dispatcher_claim_idle_seconds=float(_env("DISPATCHER_CLAIM_IDLE_SECONDS", "60")),
         )
 
     def redacted(self) -> dict:

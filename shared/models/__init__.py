@@ -5,6 +5,7 @@ from .revoked_token import RevokedToken
 from .task import Task
 from .task_event import TaskEvent
 from .user import User
+from .webhook_attempt import WebhookAttempt
 from .webhook_delivery import WebhookDelivery
 
-__all__ = ["Base", "DeadLetter", "RevokedToken", "Task", "TaskEvent", "User", "WebhookDelivery"]
+__all__ = ["Base", "DeadLetter", "RevokedToken", "Task", "TaskEvent", "User", "WebhookAttempt", "WebhookDelivery"]

@@ -62,6 +62,8 @@ class Task(Base):
         Index("ix_tasks_due", "scheduled_at", postgresql_where=text("status IN ('scheduled', 'retry')")),
         Index("ix_tasks_queued", "enqueued_at", postgresql_where=text("status = 'queued'")),
         Index("ix_tasks_lease", "lease_expires_at", postgresql_where=text("status = 'running'")),
+        # The webhook reconciliation scans recently finished tasks that have a callback.
+        Index("ix_tasks_callback_completed", "completed_at", postgresql_where=text("callback_url <> ''")),
         Index(
             "uq_tasks_owner_idempotency",
             "owner_id",

@@ -17,7 +17,9 @@ def _app_context():
 
 
 def test_valid_task_gets_defaults_and_routing():
-    fields = read_task_fields({"name": "n", "task_type": "echo", "priority": 20, "callback_url": "https://x.test/h"})
+    fields = read_task_fields(
+        {"name": "n", "task_type": "echo", "priority": 20, "callback_url": "https://x.test/h"}, allow_private_networks=True
+    )
     assert fields["max_retries"] == 3 and fields["retry_delay"] == 60 and fields["timeout"] == 300
     assert fields["callback_events"] == ["task.succeeded", "task.failed", "task.revoked"]
     values = row_values(7, fields)

@@ -19,6 +19,7 @@ from .dead_letters import bp as dead_letters_bp
 from .extensions import db, jwt
 from .runtime import Runtime
 from .tasks import bp as tasks_bp
+from .webhooks import bp as webhooks_bp
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             autocommit=writes,
         )
 
-    for blueprint in (health.bp, auth_bp, tasks_bp, dead_letters_bp):
+    for blueprint in (health.bp, auth_bp, tasks_bp, webhooks_bp, dead_letters_bp):
         app.register_blueprint(blueprint)
     _metrics(app)
     return app

@@ -73,3 +73,35 @@ def dead_letter(d) -> dict[str, Any]:
         "reprocessed_at": iso(d.reprocessed_at),
         "reprocessed_task": str(d.reprocessed_task_id) if d.reprocessed_task_id else None,
     }
+
+
+def webhook_delivery(d) -> dict[str, Any]:
+    """A delivery from a Core row of webhook_deliveries (the reference's fields)."""
+    return {
+        "id": str(d.id),
+        "task": str(d.task_id),
+        "owner": d.owner_id,
+        "event": d.event,
+        "status": d.status,
+        "attempts": d.attempts,
+        "request_url": d.request_url,
+        "request_headers": d.request_headers,
+        "request_body": d.request_body,
+        "signature": d.signature,
+        "queued_at": iso(d.queued_at),
+        "last_attempt_at": iso(d.last_attempt_at),
+        "response_status_code": d.response_status_code,
+        "response_body": d.response_body,
+        "error_message": d.error_message,
+        "replay_of": str(d.replay_of_id) if d.replay_of_id else None,
+    }
+
+
+def webhook_attempt(a) -> dict[str, Any]:
+    return {
+        "attempt": a.attempt,
+        "status_code": a.status_code,
+        "error": a.error,
+        "duration_ms": a.duration_ms,
+        "created_at": iso(a.created_at),
+    }

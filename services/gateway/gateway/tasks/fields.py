@@ -5,13 +5,14 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from shared import statuses, transitions
+from shared import statuses, transitions, webhooks
+from shared.netguard import UnsafeURL, check_url
 from shared.routing import queue_for_priority
 from shared.task_types import TASK_TYPES
 
 from ..validation import Fields
 
-CALLBACK_EVENTS = (*statuses.DEFAULT_CALLBACK_EVENTS, statuses.MANUAL_WEBHOOK_EVENT)
+CALLBACK_EVENTS = webhooks.EVENTS
 MAX_TIMEOUT = 3600
 DEFAULTS = {"priority": 5, "max_retries": 3, "retry_delay": 60, "timeout": 300, "callback_max_attempts": 5}
 BLANK = {
@@ -20,8 +21,12 @@ BLANK = {
 }
 
 
-def read_task_fields(body: dict) -> dict[str, Any]:
-    """Validate a create-task body; raises one 400 listing every bad field."""
+def read_task_fields(body: dict, allow_private_networks: bool = False) -> dict[str, Any]:
+    """Validate a create-task body; raises one 400 listing every bad field.
+
+    `allow_private_networks` (settings.webhook_allow_private_networks) lets callback URLs point
+    at loopback/private addresses (local development); otherwise they are refused here.
+    """
     f = Fields(body)
     values = {
         "name": f.string("name", required=True, max_len=255, blank=False),
@@ -34,26 +39,43 @@ def read_task_fields(body: dict) -> dict[str, Any]:
         "scheduled_at": f.datetime("scheduled_at"),
         "tags": f.string_list("tags"),
         "metadata": f.mapping("metadata"),
-        **read_callback_fields(f),
+        **read_callback_fields(f, allow_private_networks),
     }
     f.finish()
     return values
 
 
-def read_callback_fields(f: Fields) -> dict[str, Any]:
+def read_callback_fields(f: Fields, allow_private_networks: bool = False) -> dict[str, Any]:
     url = f.string("callback_url", max_len=2048)
-    if url and not url.lower().startswith(("http://", "https://")):
-        f.fail("callback_url", "Enter a valid http(s) URL.")
+    if url:
+        _check_callback_url(f, url, allow_private_networks)
+    headers = f.mapping("callback_headers", max_items=50, values_are_strings=True)
+    problems = [webhooks.header_problem(name, value) for name, value in headers.items()]
+    if any(problems) and "callback_headers" not in f.errors:
+        f.fail("callback_headers", next(p for p in problems if p) + ".")
     events = f.string_list("callback_events", choices=CALLBACK_EVENTS, max_items=len(CALLBACK_EVENTS))
     return {
         "callback_url": url,
-        "callback_headers": f.mapping("callback_headers", max_items=50, values_are_strings=True),
+        "callback_headers": headers,
         "callback_secret": f.string("callback_secret", max_len=255),
         "callback_events": events or (list(statuses.DEFAULT_CALLBACK_EVENTS) if url else []),
         "callback_max_attempts": f.integer(
             "callback_max_attempts", default=DEFAULTS["callback_max_attempts"], min_value=1, max_value=20
         ),
     }
+
+
+def _check_callback_url(f: Fields, url: str, allow_private_networks: bool) -> None:
+    """The SSRF guard at creation: http(s) only, and (unless private networks are allowed) no
+    host that is or resolves to a loopback, private, link-local or metadata address. A host
+    that does not resolve is refused too. The dispatcher checks again at every send."""
+    if not url.lower().startswith(("http://", "https://")):
+        f.fail("callback_url", "Enter a valid http(s) URL.")
+        return
+    try:
+        check_url(url, allow_private_networks)
+    except UnsafeURL as exc:
+        f.fail("callback_url", f"Callback URL refused: {exc}.")
 
 
 def row_values(owner_id: int, fields: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:

@@ -36,8 +36,8 @@ def create_task():
     key = request.headers.get("Idempotency-Key", "").strip() or None
     if key is not None and len(key) > 255:
         raise ApiError(400, "Idempotency-Key must be at most 255 characters.")
-    fields = read_task_fields(json_body())
     runtime = get_runtime()
+    fields = read_task_fields(json_body(), runtime.settings.webhook_allow_private_networks)
     with runtime.autocommit.connect() as conn:
         if key is not None:
             original = _idempotent_original(conn, owner, key)

@@ -2,8 +2,8 @@
 
 The URL is chosen by an API user and fetched from inside our network, so:
 - shared.netguard checks it, and every redirect target, before any request (SSRF);
-- unless private networks are allowed, the connection itself re-resolves and re-checks the
-  address it dials, so a DNS answer that changes after the check (rebinding) is refused too;
+- the connection itself re-resolves and re-checks the address it dials (shared.safe_http), so
+  a DNS answer that changes after the check (rebinding) is refused too;
 - connect/read timeouts never exceed the task's remaining time (max 30 s), the body is read
   in small pieces with a deadline/revoke check between them, and counting stops at 10 MB.
 As in the reference, a final non-2xx status fails the task; redirects are followed (max 5).
@@ -16,12 +16,9 @@ from urllib.parse import urljoin
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from shared.netguard import UnsafeURL, check_url, resolve_checked
+from shared import safe_http
+from shared.netguard import UnsafeURL, check_url
 from worker.context import TaskContext, TaskError
 
 MAX_TIMEOUT_S = 30.0
@@ -29,53 +26,6 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 HEADERS = {"User-Agent": "TaskQueue-worker", "Accept-Encoding": "identity"}
-
-
-class _GuardedConnectionMixin:
-    """Dial only addresses that pass the SSRF check, resolved at connect time."""
-
-    def _new_conn(self):
-        host, error = self._dns_host, None
-        for ip in resolve_checked(host, self.port, allow_private=False):
-            self._dns_host = ip  # TLS still uses self.host for SNI and certificate checks
-            try:
-                return super()._new_conn()
-            except (NewConnectionError, ConnectTimeoutError) as exc:
-                error = exc
-            finally:
-                self._dns_host = host
-        raise error
-
-
-class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
-    pass
-
-
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class _GuardedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
-
-
-def _session(allow_private: bool) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # no proxies or .netrc from the environment: we dial directly
-    if not allow_private:
-        session.mount("http://", _GuardedAdapter())
-        session.mount("https://", _GuardedAdapter())
-    return session
 
 
 def _parse(payload: Any) -> tuple[str, float]:
@@ -128,7 +78,7 @@ def run(payload: Any, ctx: TaskContext) -> dict:
     url, timeout = _parse(payload)
     allow_private = bool(getattr(ctx, "allow_private_networks", False))
     try:
-        with _session(allow_private) as session:
+        with safe_http.session(allow_private) as session:
             return _fetch(session, url, allow_private, timeout, ctx)
     except UnsafeURL as exc:
         raise TaskError(f"URL refused: {exc}") from None

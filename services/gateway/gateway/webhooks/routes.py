@@ -1,0 +1,130 @@
+"""Webhook deliveries of a task (the reference's contract), replay and trigger_webhook.
+
+Every path is scoped to the caller: another owner's task or delivery is a 404, like a
+missing one. Deliveries are recorded pending and due now; the dispatcher's due loop (or, for
+trigger_webhook, its stream reader) picks them up. Nothing here exposes callback_secret.
+"""
+from __future__ import annotations
+
+import uuid
+
+from flask import jsonify, request
+from flask_jwt_extended import get_jwt_identity, jwt_required
+from sqlalchemy import Connection, Row, select
+
+from shared import statuses, transitions, webhooks
+from shared.models import WebhookAttempt
+
+from .. import serializers
+from ..errors import ApiError, ValidationError
+from ..extensions import db
+from ..runtime import get_runtime
+from ..tasks import queries
+from ..validation import Fields, check_query_args, json_body
+from . import bp
+
+DELIVERIES = webhooks.DELIVERIES
+ATTEMPTS = WebhookAttempt.__table__
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+
+
+def owner_id() -> int:
+    return int(get_jwt_identity())
+
+
+def _list_filters() -> tuple[list, int]:
+    """WHERE clauses and LIMIT from the query string: event, status, limit."""
+    check_query_args()
+    args, clauses = request.args, []
+    if args.get("event"):
+        if args["event"] not in webhooks.EVENTS:
+            raise ValidationError({"event": [f"Select a valid choice: {', '.join(webhooks.EVENTS)}."]})
+        clauses.append(DELIVERIES.c.event == args["event"])
+    if args.get("status"):
+        if args["status"] not in webhooks.DELIVERY_STATUSES:
+            raise ValidationError({"status": [f"Select a valid choice: {', '.join(webhooks.DELIVERY_STATUSES)}."]})
+        clauses.append(DELIVERIES.c.status == args["status"])
+    try:
+        limit = int(args.get("limit") or DEFAULT_LIMIT)
+    except ValueError:
+        raise ValidationError({"limit": ["Enter a whole number."]}) from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError({"limit": [f"Ensure this value is between 1 and {MAX_LIMIT}."]})
+    return clauses, limit
+
+
+def _owned_delivery(conn: Connection, task_id: uuid.UUID, delivery_id: uuid.UUID, owner: int) -> Row:
+    row = conn.execute(
+        select(DELIVERIES).where(
+            DELIVERIES.c.id == delivery_id, DELIVERIES.c.task_id == task_id, DELIVERIES.c.owner_id == owner
+        )
+    ).one_or_none()
+    if row is None:
+        raise ApiError(404, "Not found.")
+    return row
+
+
+@bp.get("/<uuid:task_id>/webhook-deliveries/")
+@jwt_required()
+def list_deliveries(task_id: uuid.UUID):
+    owner = owner_id()
+    clauses, limit = _list_filters()
+    with db.engine.connect() as conn:
+        queries.get_owned(conn, task_id, owner)  # 404 for a task that is not the caller's
+        rows = conn.execute(
+            select(DELIVERIES)
+            .where(DELIVERIES.c.task_id == task_id, DELIVERIES.c.owner_id == owner, *clauses)
+            .order_by(DELIVERIES.c.queued_at.desc(), DELIVERIES.c.id)
+            .limit(limit)
+        ).all()
+    return jsonify([serializers.webhook_delivery(r) for r in rows])
+
+
+@bp.get("/<uuid:task_id>/webhook-deliveries/<uuid:delivery_id>/")
+@jwt_required()
+def get_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
+    """One delivery, with `attempt_log`: every HTTP attempt made for it."""
+    with db.engine.connect() as conn:
+        row = _owned_delivery(conn, task_id, delivery_id, owner_id())
+        attempts = conn.execute(
+            select(ATTEMPTS).where(ATTEMPTS.c.delivery_id == delivery_id).order_by(ATTEMPTS.c.attempt, ATTEMPTS.c.id)
+        ).all()
+    return jsonify({**serializers.webhook_delivery(row), "attempt_log": [serializers.webhook_attempt(a) for a in attempts]})
+
+
+@bp.post("/<uuid:task_id>/webhook-deliveries/<uuid:delivery_id>/replay/")
+@jwt_required()
+def replay_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
+    """A new delivery of the same body to the same URL (new id, so a new `webhook-id`)."""
+    with db.engine.begin() as conn:
+        original = _owned_delivery(conn, task_id, delivery_id, owner_id())
+        [new_id] = webhooks.record(conn, [webhooks.replay(original._mapping)])
+        row = conn.execute(select(DELIVERIES).where(DELIVERIES.c.id == new_id)).one()
+    return jsonify(serializers.webhook_delivery(row)), 201
+
+
+@bp.post("/<uuid:task_id>/trigger_webhook/")
+@jwt_required()
+def trigger_webhook(task_id: uuid.UUID):
+    """Record a webhook event for the task now (debugging), as the reference does.
+
+    `event` defaults, as in the reference, to the event of the task's terminal status, else
+    `task.updated`. The event goes through the outbox like any status change (the notifier
+    sees it too); the delivery row is recorded in the same transaction, so its id can be
+    returned, and the dispatcher finds it by event id instead of recording a second one.
+    """
+    owner = owner_id()
+    f = Fields(json_body())
+    event = f.choice("event", webhooks.EVENTS)
+    f.finish()
+    with db.engine.begin() as conn:
+        task = queries.get_owned(conn, task_id, owner)
+        event = event or statuses.WEBHOOK_EVENTS.get(task.status, statuses.MANUAL_WEBHOOK_EVENT)
+        row = transitions.run_one(conn, "announce", task_id=task_id, owner=owner, webhook_event=event)
+        if row is None:  # deleted meanwhile
+            raise ApiError(404, "Not found.")
+        delivery_id = None
+        if webhooks.subscribed(row._mapping, event):
+            [delivery_id] = webhooks.record(conn, [webhooks.new_delivery(row._mapping, event, event_id=row.event_id)])
+    get_runtime().after_commit([row])
+    return jsonify({"queued": True, "event": event, "delivery_id": str(delivery_id) if delivery_id else None})
