@@ -2,6 +2,8 @@
 #   make run        bootstrap + migrate, then every service in the foreground (Ctrl-C stops)
 #   make test       bootstrap + migrate the test database, then pytest over tests/
 #                   (extra pytest options: make test PYTEST_ARGS='-x -k tasks')
+#   make deploy-check  bootstrap, then only tests/deploy: Dockerfiles, compose, kustomize
+#                   base/overlays, Tiltfile (all offline), SIGTERM of every service
 #   make bootstrap  .venv + Python deps + Postgres/Redis reachable (started under .local/ if not)
 #   make migrate    bootstrap + alembic upgrade of $DATABASE_URL
 #   make stop       stop the Postgres/Redis that the bootstrap started under .local/
@@ -23,7 +25,7 @@ export PYTEST_ARGS
 
 BOOTSTRAP = "$(PYTHON)" deploy/local/bootstrap.py
 
-.PHONY: help bootstrap migrate run test stop clean
+.PHONY: help bootstrap migrate run test deploy-check stop clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -41,6 +43,10 @@ test:
 	@$(BOOTSTRAP) --test bootstrap
 	@$(BOOTSTRAP) --test migrate
 	@$(BOOTSTRAP) --test pytest
+
+deploy-check:
+	@$(BOOTSTRAP) --test bootstrap
+	@PYTEST_ARGS="tests/deploy $(PYTEST_ARGS)" $(BOOTSTRAP) --test pytest
 
 stop:
 	@$(BOOTSTRAP) stop
