@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from .db import sqlalchemy_url
 from .settings import Settings
@@ -28,7 +29,18 @@ def alembic_config(database_url: str) -> Config:
 
 
 def ensure_database(database_url: str) -> None:
+    """Create the database when it is missing (local development). When it exists, nothing else
+    is touched: managed Postgres often forbids the app user the `postgres` admin database."""
     url = make_url(sqlalchemy_url(database_url))
+    probe = create_engine(url)
+    try:
+        with probe.connect():
+            return
+    except OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    finally:
+        probe.dispose()
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
