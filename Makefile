@@ -6,6 +6,8 @@
 #                   base/overlays, Tiltfile (all offline), SIGTERM of every service
 #   make bootstrap  .venv + Python deps + Postgres/Redis reachable (started under .local/ if not)
 #   make migrate    bootstrap + alembic upgrade of $DATABASE_URL
+#   make createsuperuser  migrate, then create (or make staff) an /admin/ user: prompts, or
+#                   TASKQUEUE_SUPERUSER_USERNAME/_EMAIL/_PASSWORD with ARGS=--no-input
 #   make stop       stop the Postgres/Redis that the bootstrap started under .local/
 #   make clean      stop those, then remove .venv, .local and build/cache files
 # All the logic lives in deploy/local/bootstrap.py (standard-library Python, any python3).
@@ -25,7 +27,7 @@ export PYTEST_ARGS
 
 BOOTSTRAP = "$(PYTHON)" deploy/local/bootstrap.py
 
-.PHONY: help bootstrap migrate run test deploy-check stop clean
+.PHONY: help bootstrap migrate createsuperuser run test deploy-check stop clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -35,6 +37,9 @@ bootstrap:
 
 migrate: bootstrap
 	@$(BOOTSTRAP) migrate
+
+createsuperuser: migrate
+	@.venv/bin/python -m gateway.createsuperuser $(ARGS)
 
 run: migrate
 	@$(BOOTSTRAP) run

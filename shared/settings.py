@@ -5,6 +5,8 @@ instance (dependency injection) instead of reading `os.environ` themselves.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass, fields
 
@@ -13,6 +15,12 @@ DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def derive_secret(secret: str, purpose: str) -> str:
+    """A key for one purpose derived from another secret (HMAC-SHA256), so that one setting
+    can key several things without any of them revealing or reusing the others' key."""
+    return hmac.new(secret.encode(), f"taskqueue:{purpose}".encode(), hashlib.sha256).hexdigest()
 
 
 def _bool(value: str) -> bool:
@@ -25,6 +33,8 @@ class Settings:
     database_url: str
     redis_url: str
     jwt_secret_key: str
+    admin_session_secret: str  # signs the admin dashboard's session cookie (and its CSRF tokens)
+    admin_session_hours: float
     access_token_minutes: int
     refresh_token_days: int
     max_body_bytes: int
@@ -35,6 +45,8 @@ class Settings:
     worker_idle_poll_ms: int
     lost_message_after_seconds: int
     release_interval_ms: int
+    schedules_interval_ms: int
+    schedule_misfire_grace_seconds: float
     events_stream: str
     events_maxlen: int
     webhook_allow_private_networks: bool
@@ -56,6 +68,12 @@ class Settings:
     webhook_reconcile_seconds: float
     webhook_reconcile_hours: float
     dispatcher_claim_idle_seconds: float
+    ratelimit_enabled: bool
+    ratelimit_default: str
+    ratelimit_auth: str
+    ratelimit_trusted_proxies: int
+    ratelimit_storage_url: str
+    scheduler_gauges_seconds: float
 
     @property
     def production(self) -> bool:
@@ -74,6 +92,9 @@ class Settings:
             database_url=_env("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/taskqueue"),
             redis_url=_env("REDIS_URL", "redis://127.0.0.1:6379/0"),
             jwt_secret_key=secret,
+            # Unset: derived from JWT_SECRET_KEY (which production must set), so no dev default leaks.
+            admin_session_secret=_env("ADMIN_SESSION_SECRET", "") or derive_secret(secret, "admin-session"),
+            admin_session_hours=float(_env("ADMIN_SESSION_HOURS", "12")),
             access_token_minutes=int(_env("JWT_ACCESS_TOKEN_MINUTES", "30")),
             refresh_token_days=int(_env("JWT_REFRESH_TOKEN_DAYS", "7")),
             max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),
@@ -84,6 +105,10 @@ class Settings:
             worker_idle_poll_ms=int(_env("WORKER_IDLE_POLL_MS", "10")),
             lost_message_after_seconds=int(_env("LOST_MESSAGE_AFTER_SECONDS", "10")),
             release_interval_ms=int(_env("SCHEDULER_RELEASE_INTERVAL_MS", "50")),
+            # Recurring schedules: how often due ones are fired, and how late a fire of a
+            # misfire_policy=skip schedule may be before it is skipped.
+            schedules_interval_ms=int(_env("SCHEDULER_SCHEDULES_INTERVAL_MS", "500")),
+            schedule_misfire_grace_seconds=float(_env("SCHEDULE_MISFIRE_GRACE_SECONDS", "60")),
             events_stream=_env("EVENTS_STREAM", "taskqueue:events"),
             events_maxlen=int(_env("EVENTS_STREAM_MAXLEN", "100000")),
             webhook_allow_private_networks=_bool(_env("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "false")),
@@ -109,10 +134,22 @@ class Settings:
             webhook_reconcile_hours=float(_env("WEBHOOK_RECONCILE_HOURS", "24")),
             # Stream entries a dead dispatcher read but never acknowledged are taken over after this.
             dispatcher_claim_idle_seconds=float(_env("DISPATCHER_CLAIM_IDLE_SECONDS", "60")),
+            # Gateway rate limits (flask-limiter, counters in Redis shared by every replica).
+            # RATELIMIT_DEFAULT: per authenticated user (per client IP when anonymous), over all
+            # endpoints; RATELIMIT_AUTH: per client IP on /auth/token/ and /auth/register/ each.
+            ratelimit_enabled=_bool(_env("RATELIMIT_ENABLED", "true")),
+            ratelimit_default=_env("RATELIMIT_DEFAULT", "100000/minute"),
+            ratelimit_auth=_env("RATELIMIT_AUTH", "10/minute"),
+            # Proxies in front of the gateway that append to X-Forwarded-For (0: never trust it).
+            ratelimit_trusted_proxies=int(_env("RATELIMIT_TRUSTED_PROXIES", "0")),
+            ratelimit_storage_url=_env("RATELIMIT_STORAGE_URL", ""),  # empty: REDIS_URL
+            # How often the scheduler refreshes its queue-depth and tasks-per-status gauges.
+            scheduler_gauges_seconds=float(_env("SCHEDULER_GAUGES_SECONDS", "15")),
         )
 
     def redacted(self) -> dict:
         """Settings safe to log: secrets and credentials removed."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["jwt_secret_key"] = "***"
+        out["admin_session_secret"] = "***"
         return out

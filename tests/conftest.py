@@ -13,6 +13,10 @@ import pytest
 os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/taskqueue_test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
+# Rate limiting stays on in every test (and in the services they start), but the suite registers
+# and logs in hundreds of users from 127.0.0.1: lift the per-IP limit on those endpoints.
+# tests/integration/test_rate_limit.py checks the limits themselves with small values.
+os.environ.setdefault("RATELIMIT_AUTH", "100000/minute")
 
 TABLES = ("webhook_deliveries", "dead_letters", "task_events", "revoked_tokens", "tasks", "users")
 
@@ -41,6 +45,17 @@ def recreate_test_database(database_url: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def recreate_database():
+    """`recreate_test_database`, for packages that keep a database of their own.
+
+    A fixture because it cannot be imported: every conftest module is named `conftest`, so
+    `from conftest import ...` finds whichever one pytest imported last (in a full run,
+    tests/integration/conftest.py, which has no such function).
+    """
+    return recreate_test_database
 
 
 @pytest.fixture(scope="session")

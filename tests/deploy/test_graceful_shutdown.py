@@ -33,7 +33,6 @@ import pytest
 import requests
 
 # tests/ is on sys.path (pytest's rootdir conftest): the same module names the e2e suite uses.
-from conftest import recreate_test_database  # tests/conftest.py
 from e2e.e2e_helpers import Client, Service, System, free_port, wait_until
 
 from .deploy_helpers import REPO, gunicorn_setting
@@ -72,12 +71,12 @@ def importable(service: str) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def engine():
+def engine(recreate_database):  # tests/conftest.py (a fixture: `import conftest` is ambiguous)
     from shared.db import make_engine
     from shared.migrate import upgrade
 
     try:
-        recreate_test_database(DATABASE_URL)
+        recreate_database(DATABASE_URL)
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"Postgres at {DATABASE_URL} is needed (make deploy-check starts one): {exc}", pytrace=False)
     upgrade(DATABASE_URL)

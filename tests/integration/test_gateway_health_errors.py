@@ -36,7 +36,7 @@ def test_metrics(client, user):
     assert response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
     assert "# TYPE" in text
-    assert "flask_http_request" in text
+    assert "taskqueue_gateway_http_request" in text
 
 
 @pytest.mark.parametrize(

@@ -44,13 +44,11 @@ def nf_settings():
 
 
 @pytest.fixture(scope="package")
-def nf_engine(nf_settings):
-    from conftest import recreate_test_database  # tests/conftest.py (the suite's root conftest)
-
+def nf_engine(nf_settings, recreate_database):
     from shared.db import make_engine
     from shared.migrate import upgrade
 
-    recreate_test_database(nf_settings.database_url)
+    recreate_database(nf_settings.database_url)
     upgrade(nf_settings.database_url)
     engine = make_engine(nf_settings.database_url, pool_size=2, application_name="notifier-tests")
     yield engine

@@ -1,7 +1,7 @@
 """Resume: reconnecting with last_event_id (the last stream_id received) misses nothing, repeats nothing."""
 from __future__ import annotations
 
-from e2e.e2e_helpers import iso_in, wait_until
+from e2e.e2e_helpers import wait_until
 
 from .nf_helpers import collect, finished, open_feed, quiet, stream_ids_increasing
 
@@ -52,10 +52,10 @@ def test_resume_after_disconnect_misses_nothing_and_repeats_nothing(notifier, us
 
 
 def test_resume_on_a_single_task_feed_skips_the_snapshot(notifier, user):
-    task = user.create("sleep", {"duration": 0.4}, scheduled_at=iso_in(0.8))  # connected before it runs
-    with open_feed(notifier, user, task["id"]) as ws:
-        got = collect(ws, lambda ms: any(m["status"] == "running" and m["event_id"] for m in ms))
-    running = next(m for m in got if m["status"] == "running" and m["event_id"])
+    with open_feed(notifier, user) as ws:  # open before the task exists: every event of it arrives
+        task = user.create("sleep", {"duration": 0.4})
+        got = collect(ws, lambda ms: any(m["status"] == "running" for m in ms))
+    running = next(m for m in got if m["status"] == "running")
     user.wait_status(task["id"], "success")
 
     with open_feed(notifier, user, task["id"], last_event_id=running["stream_id"]) as ws:
@@ -65,17 +65,44 @@ def test_resume_on_a_single_task_feed_skips_the_snapshot(notifier, user):
 
 
 def test_resume_from_beyond_the_retention_says_so_then_sends_the_snapshot(notifier, user, nf_redis):
-    task = user.create("echo", {"n": 1})
-    with open_feed(notifier, user, task["id"]) as ws:
+    # The list feed, open before the task exists, receives every event of it (a single-task
+    # feed opened later may start from a snapshot that already says "success").
+    with open_feed(notifier, user) as ws:
+        task = user.create("echo", {"n": 1})
         seen = collect(ws, finished([task["id"]]))
-    last_seen = next(m["stream_id"] for m in seen if m["event_id"])
+    assert [m["status"] for m in seen] == ["queued", "running", "success"]
     nf_redis.xtrim(STREAM, maxlen=0, approximate=False)  # retention ran out: every entry is gone
 
-    with open_feed(notifier, user, task["id"], last_event_id=last_seen) as ws:
-        got = collect(ws, lambda ms: len(ms) == 2) + quiet(ws, 0.3)
-    assert got[0]["type"] == "replay_gap" and "refetch" in got[0]["detail"]
-    assert got[1]["type"] == "task_update" and got[1]["event_id"] is None and got[1]["status"] == "success"
-    assert len(got) == 2
+    # From an older entry, and from the newest one the stream ever had: nothing was added after
+    # it, but once a client's entry is gone the notifier cannot tell what it missed.
+    for last_seen in (seen[0]["stream_id"], seen[-1]["stream_id"]):
+        with open_feed(notifier, user, task["id"], last_event_id=last_seen) as ws:
+            got = collect(ws, lambda ms: len(ms) == 2) + quiet(ws, 0.3)
+        assert got[0]["type"] == "replay_gap" and "refetch" in got[0]["detail"]
+        assert got[1]["type"] == "task_update" and got[1]["event_id"] is None and got[1]["status"] == "success"
+        assert len(got) == 2
 
-    with open_feed(notifier, user, last_event_id=last_seen) as ws:  # the list feed has no snapshot
-        assert [m["type"] for m in collect(ws, lambda ms: len(ms) == 1) + quiet(ws, 0.3)] == ["replay_gap"]
+        with open_feed(notifier, user, last_event_id=last_seen) as ws:  # the list feed has no snapshot
+            assert [m["type"] for m in collect(ws, lambda ms: len(ms) == 1) + quiet(ws, 0.3)] == ["replay_gap"]
+
+
+def test_resume_after_a_trim_says_so_then_sends_what_was_added_since(notifier, user, nf_redis):
+    with open_feed(notifier, user) as ws:
+        first = user.create("echo", {"n": 1})["id"]
+        last_seen = collect(ws, finished([first]))[-1]["stream_id"]
+    nf_redis.xtrim(STREAM, maxlen=0, approximate=False)
+    later = user.create("echo", {"n": 2})["id"]  # appended after the trim, while disconnected
+    user.wait_status(later, "success")
+    added = wait_until(lambda: (lambda ev: ev if len(ev) == 3 else None)(
+        owner_events_after(nf_redis, user.user_id, last_seen)), 10, message="the new task's events on the stream")
+
+    with open_feed(notifier, user, last_event_id=last_seen) as ws:
+        got = collect(ws, lambda ms: finished([later])(ms[1:])) + quiet(ws, 0.3)
+        live_task = user.create("echo", {"n": 3})["id"]  # ... and the connection carries on live
+        live = collect(ws, finished([live_task]))
+
+    assert got[0]["type"] == "replay_gap"
+    assert [m["stream_id"] for m in got[1:]] == [e["stream_id"] for e in added]
+    assert [(m["task_id"], m["status"]) for m in got[1:]] == [(later, s) for s in ("queued", "running", "success")]
+    assert [m["status"] for m in live] == ["queued", "running", "success"]
+    assert stream_ids_increasing(got[1:] + live)

@@ -1,7 +1,6 @@
 """The gateway's Flask app factory: configuration injected, no import-time side effects."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import redis
@@ -12,12 +11,14 @@ from shared.db import engine_options, make_engine, sqlalchemy_url
 from shared.handoff import Handoff
 from shared.settings import Settings
 
-from . import errors, health
+from . import errors, health, metrics, ratelimit
+from .admin import init_admin
 from .auth import bp as auth_bp
 from .auth import tokens
 from .dead_letters import bp as dead_letters_bp
 from .extensions import db, jwt
 from .runtime import Runtime
+from .schedules import bp as schedules_bp
 from .tasks import bp as tasks_bp
 from .webhooks import bp as webhooks_bp
 
@@ -54,16 +55,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             autocommit=writes,
         )
 
-    for blueprint in (health.bp, auth_bp, tasks_bp, webhooks_bp, dead_letters_bp):
+    for blueprint in (health.bp, auth_bp, tasks_bp, webhooks_bp, dead_letters_bp, schedules_bp):
         app.register_blueprint(blueprint)
-    _metrics(app)
+    init_admin(app, settings)  # /admin/: staff dashboard (session login, CSRF on its forms only)
+    metrics.init_app(app)  # /metrics (aggregated across gunicorn workers); first, so it also times 429s
+    ratelimit.init_app(app, settings)  # after the views: it wraps the auth ones
     return app
-
-
-def _metrics(app: Flask) -> None:
-    """Prometheus `/metrics`; aggregated across gunicorn workers when run under gunicorn."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics as Metrics
-    else:
-        from prometheus_flask_exporter import PrometheusMetrics as Metrics
-    Metrics(app, group_by="url_rule", excluded_paths=["/healthz", "/readyz", "/metrics"])

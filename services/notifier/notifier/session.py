@@ -6,8 +6,12 @@ Order of what a client receives:
    connection registered: since the handshake's position for a fresh connection, since the
    client's `last_event_id` for a resuming one;
 3. live entries from the reader, through the connection's bounded queue.
-A resuming client whose `last_event_id` is older than the stream's retention first gets a
-`{"type": "replay_gap"}` notice (and, on a single-task feed, the snapshot), then what is left.
+A resuming client whose `last_event_id` entry is no longer on the stream (older than the
+retention, or the stream was emptied, trimmed or lost, even if nothing newer was ever added)
+first gets a `{"type": "replay_gap"}` notice (and, on a single-task feed, the snapshot), then
+what is left. The check is the replay's own first read (see `stream.replay`), so the stream
+cannot be trimmed between the check and the replay; entries trimmed in the middle of a long
+replay also produce the notice (and snapshot) before the entries that are left.
 The connection registers with the router *before* the replay, at reader position P, so the
 replay covers up to P and the queue holds everything after P: no gap, and no entry twice.
 Entries republished by the outbox relay carry the same `event_id`: a bounded window of sent
@@ -119,17 +123,22 @@ async def supervise(ws: ServerConnection, sub: Subscription, subscriber: Subscri
 
 async def deliver(ws: ServerConnection, sub: Subscription, subscriber: Subscriber, upto: StreamId, ctx: Context) -> None:
     sender = Sender(ws)
-    since = sub.position if sub.resume_after is None else sub.resume_after
-    snapshot = sub.snapshot if sub.resume_after is None else None
-    if sub.resume_after is not None and await stream.lost_after(ctx.redis, ctx.stream, sub.resume_after):
-        await sender.send_text(messages.notice("replay_gap", GAP_DETAIL), "notice")
-        snapshot = sub.snapshot
+    resuming = sub.resume_after is not None
+    since = sub.resume_after if resuming else sub.position
+    snapshot = None if resuming else sub.snapshot
     if snapshot is not None:
         await sender.send_text(messages.snapshot(snapshot), "snapshot")
     not_before = snapshot.updated_at if snapshot is not None else None
-    async for entry in stream.replay(ctx.redis, ctx.stream, since, upto):
-        if subscriber.wants(entry) and current(entry, not_before):
-            await sender.send(entry, live=False)
+    async for item in stream.replay(ctx.redis, ctx.stream, since, upto, resuming=resuming):
+        if item is stream.GAP:
+            await sender.send_text(messages.notice("replay_gap", GAP_DETAIL), "notice")
+            if snapshot is None and sub.snapshot is not None:
+                snapshot = sub.snapshot
+                await sender.send_text(messages.snapshot(snapshot), "snapshot")
+                not_before = snapshot.updated_at
+            continue
+        if subscriber.wants(item) and current(item, not_before):
+            await sender.send(item, live=False)
     floor = max(since, upto)
     while True:
         entry = await subscriber.queue.get()

@@ -96,34 +96,55 @@ class StreamReader:
         return time.monotonic() - self.last_read if self.last_read else float("inf")
 
 
-async def replay(client: aioredis.Redis, stream: str, after: StreamId, upto: StreamId) -> AsyncIterator[Entry]:
-    """Entries with `after` < id <= `upto`, oldest first, in batches (XRANGE, exclusive start)."""
-    while after < upto:
-        rows = await client.xrange(stream, min="(" + format_stream_id(after), max=format_stream_id(upto),
-                                   count=REPLAY_BATCH)
+GAP = object()  # yielded by `replay` where entries the client should have had may be missing
+
+
+async def replay(client: aioredis.Redis, stream: str, after: StreamId, upto: StreamId, *,
+                 resuming: bool) -> AsyncIterator[Entry | object]:
+    """Entries with `after` < id <= `upto`, oldest first, in batches; `GAP` (once) if some may be gone.
+
+    Trimming (MAXLEN) only ever removes the oldest entries, so an entry still on the stream
+    proves every later one is still there. Each batch is therefore read *from its anchor,
+    inclusive* (the last entry already handed over, or the client's `last_event_id` when
+    `resuming`): when one XRANGE returns the anchor first, nothing between it and the rest of
+    the batch was trimmed, atomically. When the anchor is missing (trimmed, or the stream was
+    emptied or lost, whatever it held after) `GAP` comes before the entries that are left.
+    A fresh connection's first anchor is the handshake's position, which need not be an entry
+    (an empty stream, or one trimmed since), so its first batch is not checked.
+    XDEL does not trim from the head: an entry deleted after `after` (Redis >= 7 records the
+    newest one) is reported as a gap up front.
+    """
+    report = True  # one GAP is enough: the client refetches the state anyway
+    if resuming and await deleted_after(client, stream, after):
+        yield GAP
+        report = False
+    anchored, cursor, first = resuming, after, True
+    while cursor < upto or (first and anchored):  # a client already at `upto` still needs its check
+        first = False
+        lowest = format_stream_id(cursor) if anchored else "(" + format_stream_id(cursor)
+        rows = await client.xrange(stream, min=lowest, max=format_stream_id(max(cursor, upto)),
+                                   count=REPLAY_BATCH + 1 if anchored else REPLAY_BATCH)
+        if anchored:
+            if rows and parse_stream_id(rows[0][0]) == cursor:
+                rows = rows[1:]
+            elif report:
+                yield GAP
+                report = False
         if not rows:
             return
         for stream_id, fields in rows:
             entry = decode(stream_id, fields)
             if entry is not None:
                 yield entry
-        after = parse_stream_id(rows[-1][0])
+        cursor = parse_stream_id(rows[-1][0])
+        anchored = report
 
 
-async def lost_after(client: aioredis.Redis, stream: str, after: StreamId) -> bool:
-    """True unless the stream provably still holds every entry after `after`.
-
-    Conservative: once the entry `after` itself is gone (trimmed by MAXLEN, or Redis lost the
-    stream), entries right after it may be gone too, so a gap is reported. Redis does not
-    count MAXLEN trimming in `max-deleted-entry-id`, hence the first-entry check.
-    """
+async def deleted_after(client: aioredis.Redis, stream: str, after: StreamId) -> bool:
+    """True when XDEL removed an entry newer than `after` (Redis >= 7 keeps the newest deleted id)."""
     try:
         info = await client.xinfo_stream(stream)
-    except ResponseError:  # no stream at all: whatever followed `after` is not here
-        return True
-    if not info.get("length"):
-        return parse_stream_id(info["last-generated-id"]) > after
-    if parse_stream_id(info["first-entry"][0]) > after:
-        return True
-    deleted = info.get("max-deleted-entry-id")  # XDEL (Redis >= 7)
+    except ResponseError:  # no stream at all: the anchor check reports the gap
+        return False
+    deleted = info.get("max-deleted-entry-id")
     return deleted is not None and parse_stream_id(deleted) > after

@@ -18,6 +18,7 @@ from shared.handoff import Handoff
 from shared.settings import Settings
 
 from . import metrics
+from .gauges import Gauges
 from .jobs import Jobs
 
 log = logging.getLogger("scheduler")
@@ -51,6 +52,7 @@ def main(argv=None) -> None:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     handoff = Handoff(client, engine, settings.events_stream, settings.events_maxlen)
     jobs = Jobs(settings, engine, client, handoff)
+    gauges = Gauges(engine, client)
 
     beats: dict[str, float] = {}
     schedule = {
@@ -58,6 +60,8 @@ def main(argv=None) -> None:
         "recover_leases": (jobs.recover_leases, 2.0),
         "resend_lost": (jobs.resend_lost, 5.0),
         "relay_events": (jobs.relay_events, 1.0),
+        "refresh_gauges": (gauges.refresh, settings.scheduler_gauges_seconds),  # queue depths, status counts
+        "fire_schedules": (jobs.fire_schedules, settings.schedules_interval_ms / 1000),
     }
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(len(schedule))}, timezone="UTC")
     for name, (fn, seconds) in schedule.items():

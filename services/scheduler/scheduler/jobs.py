@@ -1,5 +1,5 @@
 """The scheduler's periodic jobs. Each is safe with several scheduler replicas running:
-row-level `FOR UPDATE SKIP LOCKED` for releases and recoveries, a transaction-scoped
+row-level `FOR UPDATE SKIP LOCKED` for releases, recoveries and schedule fires, a transaction-scoped
 advisory lock for the lost-message sweep, and conditional transitions everywhere.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from shared.handoff import Handoff
 from shared.models import Task
 from shared.settings import Settings
 
-from . import metrics
+from . import metrics, recurring
 
 log = logging.getLogger(__name__)
 TASKS = Task.__table__
@@ -93,6 +93,10 @@ class Jobs:
             at, last_id = self.sweep_cursor
             query = query.where(or_(TASKS.c.enqueued_at > at, and_(TASKS.c.enqueued_at == at, TASKS.c.id > last_id)))
         return query.order_by(TASKS.c.enqueued_at, TASKS.c.id).limit(BATCH)
+
+    def fire_schedules(self) -> int:
+        """Create the task of every due recurring schedule fire, exactly once (see recurring)."""
+        return recurring.fire_due(self.engine, self.handoff.submit, self.settings.schedule_misfire_grace_seconds)
 
     def relay_events(self) -> int:
         count = events.relay_unpublished(

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from shared import transitions
+from shared import statuses, transitions
 from shared.backoff import backoff_seconds
 from shared.handoff import Handoff
 
@@ -98,6 +98,10 @@ class Executor:
             return
         else:
             final = self._commit(lambda conn: self._fail(conn, task, ours, outcome))
+            if final is not None and final.status == statuses.RETRY:
+                metrics.RETRIES.labels(task.task_type).inc()
+            elif final is not None and final.status == statuses.FAILURE:  # the dead letter came with it
+                metrics.DEAD_LETTERED.labels(task.task_type).inc()
         metrics.FINISHED.labels(task.task_type, final.status if final else "stale").inc()
 
     @staticmethod

@@ -15,3 +15,11 @@ STALE_MESSAGES = Counter(
     "taskqueue_worker_stale_messages_total", "Messages ignored because the task was no longer queued"
 )
 RUNNING = Gauge("taskqueue_worker_running_tasks", "Tasks currently executing in this process")
+RETRIES = Counter(
+    "taskqueue_worker_retries_total", "Failed attempts scheduled for another try (status retry)", ["task_type"]
+)
+DEAD_LETTERED = Counter(
+    "taskqueue_worker_dead_lettered_total",
+    "Tasks that failed for good (retries exhausted): status failure plus a dead-letter row",
+    ["task_type"],
+)

@@ -1,24 +1,21 @@
-"""Validation of a new task's fields, and the row values it becomes."""
+"""Validation of a new task's fields (the row values they become: shared.task_values).
+
+The task template of a recurring schedule is read by the same readers (`read_template_fields`),
+so a scheduled fire creates exactly the task that POST /tasks/ would have accepted.
+"""
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
 from typing import Any
 
-from shared import statuses, transitions, webhooks
+from shared import statuses, webhooks
 from shared.netguard import UnsafeURL, check_url
-from shared.routing import queue_for_priority
 from shared.task_types import TASK_TYPES
+from shared.task_values import BLANK, DEFAULTS, row_values  # noqa: F401 - re-exported for the gateway
 
 from ..validation import Fields
 
 CALLBACK_EVENTS = webhooks.EVENTS
 MAX_TIMEOUT = 3600
-DEFAULTS = {"priority": 5, "max_retries": 3, "retry_delay": 60, "timeout": 300, "callback_max_attempts": 5}
-BLANK = {
-    "payload": {}, "scheduled_at": None, "tags": [], "metadata": {}, "callback_url": "",
-    "callback_headers": {}, "callback_secret": "", "callback_events": [],
-}
 
 
 def read_task_fields(body: dict, allow_private_networks: bool = False) -> dict[str, Any]:
@@ -30,24 +27,38 @@ def read_task_fields(body: dict, allow_private_networks: bool = False) -> dict[s
     f = Fields(body)
     values = {
         "name": f.string("name", required=True, max_len=255, blank=False),
+        **read_template_fields(f, allow_private_networks),
+        "scheduled_at": f.datetime("scheduled_at"),
+    }
+    f.finish()
+    return values
+
+
+def read_template_fields(
+    f: Fields, allow_private_networks: bool = False, trusted_callback_url: str | None = None
+) -> dict[str, Any]:
+    """Every task field but name and scheduled_at (shared.task_values.TEMPLATE_FIELDS), with
+    their defaults; errors are collected on `f`. `trusted_callback_url` (an already accepted
+    URL, e.g. unchanged by a schedule update) skips the SSRF resolution for that exact URL."""
+    body = f.data
+    return {
         "task_type": f.choice("task_type", TASK_TYPES, required=True),
         "payload": body.get("payload") if body.get("payload") is not None else {},
         "priority": f.integer("priority", default=DEFAULTS["priority"], min_value=-1000, max_value=1000),
         "max_retries": f.integer("max_retries", default=DEFAULTS["max_retries"], min_value=0, max_value=100),
         "retry_delay": f.integer("retry_delay", default=DEFAULTS["retry_delay"], min_value=0, max_value=86400),
         "timeout": f.integer("timeout", default=DEFAULTS["timeout"], min_value=1, max_value=MAX_TIMEOUT),
-        "scheduled_at": f.datetime("scheduled_at"),
         "tags": f.string_list("tags"),
         "metadata": f.mapping("metadata"),
-        **read_callback_fields(f, allow_private_networks),
+        **read_callback_fields(f, allow_private_networks, trusted_callback_url),
     }
-    f.finish()
-    return values
 
 
-def read_callback_fields(f: Fields, allow_private_networks: bool = False) -> dict[str, Any]:
+def read_callback_fields(
+    f: Fields, allow_private_networks: bool = False, trusted_url: str | None = None
+) -> dict[str, Any]:
     url = f.string("callback_url", max_len=2048)
-    if url:
+    if url and url != trusted_url:
         _check_callback_url(f, url, allow_private_networks)
     headers = f.mapping("callback_headers", max_items=50, values_are_strings=True)
     problems = [webhooks.header_problem(name, value) for name, value in headers.items()]
@@ -77,21 +88,3 @@ def _check_callback_url(f: Fields, url: str, allow_private_networks: bool) -> No
     except UnsafeURL as exc:
         f.fail("callback_url", f"Callback URL refused: {exc}.")
 
-
-def row_values(owner_id: int, fields: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-    """Complete values for INSERT: id, queue, and the initial status (scheduled or queued)."""
-    now = datetime.now(timezone.utc)
-    scheduled_at = fields.get("scheduled_at")
-    delayed = scheduled_at is not None and scheduled_at > now
-    values = {
-        **DEFAULTS,
-        **BLANK,
-        **fields,
-        "id": uuid.uuid4(),
-        "owner_id": owner_id,
-        "queue": queue_for_priority(fields.get("priority", DEFAULTS["priority"])),
-        "status": statuses.SCHEDULED if delayed else statuses.QUEUED,
-        "enqueued_at": None if delayed else now,
-        "idempotency_key": idempotency_key,
-    }
-    return {column: values[column] for column in transitions.CREATE_COLUMNS}

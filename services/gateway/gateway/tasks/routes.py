@@ -11,13 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from shared import transitions
 from shared.models import Task
 
-from .. import serializers
+from .. import metrics, serializers
 from ..errors import ApiError
 from ..extensions import db
 from ..pagination import envelope, page_params
 from ..runtime import get_runtime
 from ..validation import json_body
-from . import bp, queries
+from . import actions, bp, queries
 from .fields import read_task_fields, row_values
 
 TASKS = Task.__table__
@@ -54,6 +54,7 @@ def create_task():
                 raise
             return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
     runtime.after_commit([row])
+    metrics.TASKS_CREATED.labels(row.task_type, row.queue).inc()
     return jsonify(serializers.task(row)), 201
 
 
@@ -99,24 +100,12 @@ def get_task(task_id: uuid.UUID):
 @bp.post("/<uuid:task_id>/cancel/")
 @jwt_required()
 def cancel_task(task_id: uuid.UUID):
-    row = _transition_or_400(task_id, "cancel")
+    row = actions.cancel(task_id, owner_id())
     return jsonify({**serializers.task(row), "message": "Task cancelled."})
 
 
 @bp.post("/<uuid:task_id>/retry/")
 @jwt_required()
 def retry_task(task_id: uuid.UUID):
-    row = _transition_or_400(task_id, "manual_retry")
+    row = actions.retry(task_id, owner_id())
     return jsonify({**serializers.task(row), "message": "Task queued for retry."})
-
-
-def _transition_or_400(task_id, transition: str):
-    owner = owner_id()
-    with get_runtime().autocommit.connect() as conn:
-        row = transitions.run_one(conn, transition, task_id=task_id, owner=owner)
-        if row is None:
-            current = queries.get_owned(conn, task_id, owner)  # 404 when not the caller's
-            verb = "cancel" if transition == "cancel" else "retry"
-            raise ApiError(400, f"Cannot {verb} task with status: {current.status}")
-    get_runtime().after_commit([row])
-    return row

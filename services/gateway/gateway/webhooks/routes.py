@@ -10,7 +10,7 @@ import uuid
 
 from flask import jsonify, request
 from flask_jwt_extended import get_jwt_identity, jwt_required
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import select
 
 from shared import statuses, transitions, webhooks
 from shared.models import WebhookAttempt
@@ -21,7 +21,7 @@ from ..extensions import db
 from ..runtime import get_runtime
 from ..tasks import queries
 from ..validation import Fields, check_query_args, json_body
-from . import bp
+from . import actions, bp
 
 DELIVERIES = webhooks.DELIVERIES
 ATTEMPTS = WebhookAttempt.__table__
@@ -53,17 +53,6 @@ def _list_filters() -> tuple[list, int]:
     return clauses, limit
 
 
-def _owned_delivery(conn: Connection, task_id: uuid.UUID, delivery_id: uuid.UUID, owner: int) -> Row:
-    row = conn.execute(
-        select(DELIVERIES).where(
-            DELIVERIES.c.id == delivery_id, DELIVERIES.c.task_id == task_id, DELIVERIES.c.owner_id == owner
-        )
-    ).one_or_none()
-    if row is None:
-        raise ApiError(404, "Not found.")
-    return row
-
-
 @bp.get("/<uuid:task_id>/webhook-deliveries/")
 @jwt_required()
 def list_deliveries(task_id: uuid.UUID):
@@ -85,7 +74,7 @@ def list_deliveries(task_id: uuid.UUID):
 def get_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
     """One delivery, with `attempt_log`: every HTTP attempt made for it."""
     with db.engine.connect() as conn:
-        row = _owned_delivery(conn, task_id, delivery_id, owner_id())
+        row = actions.owned_delivery(conn, task_id, delivery_id, owner_id())
         attempts = conn.execute(
             select(ATTEMPTS).where(ATTEMPTS.c.delivery_id == delivery_id).order_by(ATTEMPTS.c.attempt, ATTEMPTS.c.id)
         ).all()
@@ -96,10 +85,7 @@ def get_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
 @jwt_required()
 def replay_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
     """A new delivery of the same body to the same URL (new id, so a new `webhook-id`)."""
-    with db.engine.begin() as conn:
-        original = _owned_delivery(conn, task_id, delivery_id, owner_id())
-        [new_id] = webhooks.record(conn, [webhooks.replay(original._mapping)])
-        row = conn.execute(select(DELIVERIES).where(DELIVERIES.c.id == new_id)).one()
+    row = actions.replay(task_id, delivery_id, owner_id())
     return jsonify(serializers.webhook_delivery(row)), 201
 
 
