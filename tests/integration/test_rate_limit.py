@@ -227,9 +227,8 @@ def test_admin_login_form_has_the_auth_limit_on_post_only(make_app):
 def counters(settings):
     """`counters()` -> a SharedCounterStorage and its fixed-window limiter, as one gateway
     process has them (two calls = two processes sharing Redis)."""
-    from limits.strategies import FixedWindowRateLimiter
-
     from gateway.ratelimit import KEY_PREFIX, SharedCounterStorage
+    from limits.strategies import FixedWindowRateLimiter
 
     made = []
 
