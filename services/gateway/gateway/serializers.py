@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shared.webhooks import task_snapshot
+
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
@@ -22,29 +24,19 @@ def user(u) -> dict[str, Any]:
 
 
 def task(row) -> dict[str, Any]:
-    """A task from a Core row (`select(tasks)` or a transition's RETURNING). Never the secret."""
+    """A task from a Core row (`select(tasks)` or a transition's RETURNING). Never the secret.
+
+    The webhook body's task object (shared.webhooks.task_snapshot) plus the API-only fields.
+    """
     t = row._mapping
     return {
-        "id": str(t["id"]),
-        "name": t["name"],
-        "task_type": t["task_type"],
-        "status": t["status"],
-        "priority": t["priority"],
-        "queue": t["queue"],
-        "payload": t["payload"],
-        "result": t["result"],
-        "error_message": t["error_message"],
+        **task_snapshot(t),
         "retry_count": t["retry_count"],
         "max_retries": t["max_retries"],
         "retry_delay": t["retry_delay"],
         "timeout": t["timeout"],
         "scheduled_at": iso(t["scheduled_at"]),
-        "created_at": iso(t["created_at"]),
         "updated_at": iso(t["updated_at"]),
-        "started_at": iso(t["started_at"]),
-        "completed_at": iso(t["completed_at"]),
-        "tags": t["tags"],
-        "metadata": t["metadata"],
         "callback_url": t["callback_url"],
         "callback_headers": t["callback_headers"],
         "callback_events": t["callback_events"],
