@@ -52,28 +52,12 @@ def br_settings(settings):
     )
 
 
-def drop_database(database_url: str) -> None:
-    """Drop this package's database, as tests/conftest.py's recreate_test_database does (which
-    a package cannot import by name: every conftest module is called `conftest`)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from shared.db import sqlalchemy_url
-
-    url = make_url(sqlalchemy_url(database_url))
-    assert "test" in (url.database or ""), url.database
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="package")
-def br_engine(br_settings):
+def br_engine(br_settings, recreate_database):
     from shared.db import make_engine
     from shared.migrate import upgrade
 
-    drop_database(br_settings.database_url)
+    recreate_database(br_settings.database_url)
     upgrade(br_settings.database_url)  # creates it again, then migrates from scratch
     engine = make_engine(br_settings.database_url, pool_size=2, application_name="browser-tests")
     yield engine

@@ -40,25 +40,12 @@ def sched_settings(settings):
                                redis_url=redis_url.render_as_string(hide_password=False))
 
 
-def drop_database(database_url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from shared.db import sqlalchemy_url
-
-    url = make_url(sqlalchemy_url(database_url))
-    assert "test" in url.database, url.database
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="package")
-def sched_engine(sched_settings):
+def sched_engine(sched_settings, recreate_database):
     from shared.db import make_engine
     from shared.migrate import upgrade
 
-    drop_database(sched_settings.database_url)
+    recreate_database(sched_settings.database_url)
     upgrade(sched_settings.database_url)  # creates it again, then migrates from scratch
     engine = make_engine(sched_settings.database_url, pool_size=4, application_name="schedule-tests")
     yield engine
