@@ -8,6 +8,12 @@
 #   make migrate    bootstrap + alembic upgrade of $DATABASE_URL
 #   make createsuperuser  migrate, then create (or make staff) an /admin/ user: prompts, or
 #                   TASKQUEUE_SUPERUSER_USERNAME/_EMAIL/_PASSWORD with ARGS=--no-input
+#   make fuzz       bootstrap, then schemathesis over /api/openapi.json against a real gateway
+#                   (tests/fuzz; FUZZ_MAX_EXAMPLES per operation, default larger than in make test)
+#   make chaos      bootstrap, then tests/chaos/run_chaos.py: 10,000 tasks while processes are
+#                   killed and Redis/Postgres restarted; prints figures (ARGS='--tasks 2000 --seed 7')
+#   make soak       bootstrap, then tests/soak/run_soak.py at half the e2e capacity for DURATION
+#                   seconds (default 1800), sampling RSS/connections/memory; prints growth
 #   make stop       stop the Postgres/Redis that the bootstrap started under .local/
 #   make clean      stop those, then remove .venv, .local and build/cache files
 # All the logic lives in deploy/local/bootstrap.py (standard-library Python, any python3).
@@ -27,7 +33,7 @@ export PYTEST_ARGS
 
 BOOTSTRAP = "$(PYTHON)" deploy/local/bootstrap.py
 
-.PHONY: help bootstrap migrate createsuperuser run test deploy-check stop clean
+.PHONY: help bootstrap migrate createsuperuser run test deploy-check fuzz chaos soak stop clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -52,6 +58,19 @@ test:
 deploy-check:
 	@$(BOOTSTRAP) --test bootstrap
 	@PYTEST_ARGS="tests/deploy $(PYTEST_ARGS)" $(BOOTSTRAP) --test pytest
+
+fuzz:
+	@$(BOOTSTRAP) --test bootstrap
+	@FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} PYTEST_ARGS="tests/fuzz -s $(PYTEST_ARGS)" $(BOOTSTRAP) --test pytest
+
+chaos:
+	@$(BOOTSTRAP) --test bootstrap
+	@.venv/bin/python tests/chaos/run_chaos.py $(ARGS)
+
+DURATION ?= 1800
+soak:
+	@$(BOOTSTRAP) --test bootstrap
+	@.venv/bin/python tests/soak/run_soak.py --duration $(DURATION) $(ARGS)
 
 stop:
 	@$(BOOTSTRAP) stop

@@ -2,14 +2,20 @@
 
 The gateway issues tokens with flask-jwt-extended (HS256, `settings.jwt_secret_key`); this
 module accepts exactly those access tokens, with PyJWT alone, so a service can authenticate
-API users without importing the gateway. Access tokens are stateless (only refresh tokens
-are revocable), so no database lookup is needed here.
+API users without importing the gateway.
+
+A signature is not enough: every token belongs to a session (`sid`, shared by the access and
+refresh tokens of one login and kept across refresh rotation) and to the user's token
+generation (`gen`). `session_is_live` is the one check, used by the gateway for every
+authenticated request and by the notifier at the handshake: the user is active, the session
+was not logged out, and no password change since the token was issued ended it.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import jwt
+from sqlalchemy import Connection
 
 MAX_TOKEN_LENGTH = 4096  # a real token is a few hundred bytes; refuse to parse anything huge
 ALGORITHMS = ["HS256"]  # pinned: never let the token's header pick the algorithm ("none", RS/HS confusion)
@@ -42,3 +48,24 @@ def decode_access_token(token: Any, secret: str) -> dict[str, Any]:
 def user_id(claims: dict[str, Any]) -> int:
     """The authenticated user's id from verified claims."""
     return int(claims["sub"])
+
+
+# One round trip: an unknown or inactive user, a logged-out session or a generation ended by a
+# password change (unless this session made the change) all read as not live.
+SESSION_LIVE = """
+SELECT u.is_active
+   AND (%(gen)s >= u.token_generation OR u.kept_session = %(sid)s)
+   AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = %(sid)s)
+  FROM users u WHERE u.id = %(user_id)s
+"""
+
+
+def session_is_live(conn: Connection, claims: dict[str, Any]) -> bool:
+    """Whether verified claims still belong to a live session (see the module docstring).
+
+    Tokens minted before sessions existed carry neither claim: they count as generation 0 of
+    an unnamed session, so a password change still ends them.
+    """
+    params = {"user_id": int(claims["sub"]), "gen": int(claims.get("gen") or 0), "sid": str(claims.get("sid") or "")}
+    row = conn.exec_driver_sql(SESSION_LIVE, params).first()
+    return bool(row and row[0])

@@ -7,7 +7,8 @@ from .base import Base
 
 
 class RevokedToken(Base):
-    """A refresh token that may no longer be used (logout, rotation, password change)."""
+    """A refresh token spent by rotation (keyed by its jti), or a session ended by logout (keyed
+    by its sid: every token of that session is refused). Kept until the token could expire."""
 
     __tablename__ = "revoked_tokens"
 

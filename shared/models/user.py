@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, String, func, text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -18,3 +18,7 @@ class User(Base):
     is_staff: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     date_joined: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Sessions (shared/tokens.py): a password change bumps the generation, ending every session
+    # issued before it except the one that made the change.
+    token_generation: Mapped[int] = mapped_column(Integer, server_default="0")
+    kept_session: Mapped[str | None] = mapped_column(String(64), nullable=True)

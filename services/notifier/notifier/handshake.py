@@ -1,9 +1,9 @@
 """The opening handshake: which feed, who is asking, may they see it. Refusals are plain HTTP.
 
 Checked in this order, like the gateway: unknown path or malformed task id -> 404; no, bad or
-expired access token (or a refresh token) -> 401; malformed `last_event_id` -> 400; a task
-that does not exist or belongs to someone else -> 404 (the same answer, so ids cannot be
-probed). Nothing is ever sent over a websocket that was refused.
+expired access token (or a refresh token), or one whose session ended (logout, password
+change) -> 401; malformed `last_event_id` -> 400; a task that does not exist or belongs to
+someone else -> 404 (the same answer, so ids cannot be probed). Nothing is ever sent over a websocket that was refused.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from shared.tokens import InvalidToken, decode_access_token, user_id
+from shared.tokens import InvalidToken, decode_access_token, session_is_live, user_id
 
 from . import metrics, store
 from .messages import StreamId, parse_stream_id
@@ -72,14 +72,31 @@ def presented_token(request: Request, query: dict[str, list[str]]) -> str | None
     return (query.get("token") or [None])[0]
 
 
-def authenticate(request: Request, query: dict[str, list[str]], secret: str) -> int:
+def authenticate(request: Request, query: dict[str, list[str]], secret: str) -> dict:
+    """Verified claims of the presented access token (its session is checked separately)."""
     token = presented_token(request, query)
     if not token:
         raise Refused(HTTPStatus.UNAUTHORIZED, "Authentication credentials were not provided.")
     try:
-        return user_id(decode_access_token(token, secret))
+        return decode_access_token(token, secret)
     except InvalidToken:
         raise Refused(HTTPStatus.UNAUTHORIZED, "Token is invalid or expired.") from None
+
+
+async def live_session(engine: Engine, claims: dict) -> None:
+    """401 when the token's session was logged out or ended by a password change."""
+    try:
+        live = await asyncio.to_thread(_session_is_live, engine, claims)
+    except SQLAlchemyError:
+        log.warning("session lookup failed", exc_info=True)
+        raise Refused(HTTPStatus.SERVICE_UNAVAILABLE, "Service temporarily unavailable.") from None
+    if not live:
+        raise Refused(HTTPStatus.UNAUTHORIZED, "Token is invalid or expired.")
+
+
+def _session_is_live(engine: Engine, claims: dict) -> bool:
+    with engine.connect() as conn:
+        return session_is_live(conn, claims)
 
 
 def resume_point(query: dict[str, list[str]]) -> StreamId | None:
@@ -123,7 +140,9 @@ async def subscription_for(request: Request, secret: str, engine: Engine, positi
     url = urlsplit(request.path)
     query = parse_qs(url.query)
     task_id = target(url.path)
-    owner_id = authenticate(request, query, secret)
+    claims = authenticate(request, query, secret)
+    await live_session(engine, claims)
+    owner_id = user_id(claims)
     resume_after = resume_point(query)
     # Read before the snapshot: every change committed after the snapshot is on the stream after this.
     before = position()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 from flask import jsonify
-from flask_jwt_extended import get_jwt_identity, jwt_required
+from flask_jwt_extended import get_jwt, get_jwt_identity, jwt_required
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -96,7 +96,7 @@ def refresh():
     if user is None or not user.is_active:
         raise ApiError(401, "Token is invalid or expired.")
     tokens.revoke(claims)  # rotation: the presented refresh token is now spent
-    pair = tokens.issue_pair(user)
+    pair = tokens.issue_pair(user, sid=claims.get("sid"))
     db.session.commit()
     return jsonify(pair)
 
@@ -104,7 +104,8 @@ def refresh():
 @bp.post("/token/verify/")
 def verify():
     claims = tokens.decode_any(json_body().get("token"))
-    if claims.get("type") == "refresh" and tokens.is_revoked(claims["jti"]):
+    spent = claims.get("type") == "refresh" and tokens.is_revoked(claims["jti"])
+    if spent or not tokens.is_live(claims):
         raise ApiError(401, "Token is invalid or expired.")
     return jsonify({})
 
@@ -119,7 +120,7 @@ def logout():
     claims = tokens.decode_any(body["refresh"])
     if claims.get("type") != "refresh" or claims.get("sub") != get_jwt_identity():
         raise ApiError(400, "Invalid refresh token.")
-    tokens.revoke(claims)
+    tokens.end_session(claims)  # its access tokens too, not only this refresh token
     db.session.commit()
     return jsonify({"message": "Successfully logged out."})
 
@@ -162,5 +163,8 @@ def change_password():
         f.fail("old_password", "Old password is incorrect.")
     f.finish()
     user.password_hash = passwords.hash_password(new)
+    # Every other session ends now (their tokens carry an older generation); this one stays.
+    user.token_generation = (user.token_generation or 0) + 1
+    user.kept_session = get_jwt().get("sid")
     db.session.commit()
     return jsonify({"message": "Password changed successfully."})

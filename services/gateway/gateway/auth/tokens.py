@@ -1,11 +1,15 @@
 """JWT issuing and revocation on top of flask-jwt-extended.
 
-Access tokens carry username/email/is_staff claims. Refresh tokens are revocable (logout,
-rotation); their jti is checked against `revoked_tokens` whenever one is presented.
+Access tokens carry username/email/is_staff claims. Both tokens of a pair carry the session id
+(`sid`, kept across refresh rotation) and the user's token generation (`gen`); every presented
+token is checked with `shared.tokens.session_is_live`, so logout ends the session's access
+tokens too, and a password change ends every other session. A refresh token is also spent by
+rotation: its jti is checked against `revoked_tokens`.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import uuid
+from datetime import datetime, timedelta, timezone
 
 from flask import Flask
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
@@ -14,17 +18,27 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.models import RevokedToken, User
+from shared.tokens import session_is_live
 
 from ..errors import ApiError, error_response
 from ..extensions import db, jwt
+from ..runtime import get_runtime
 
 
-def issue_pair(user: User) -> dict[str, str]:
-    claims = {"username": user.username, "email": user.email, "is_staff": user.is_staff}
+def issue_pair(user: User, sid: str | None = None) -> dict[str, str]:
+    """A token pair of session `sid` (a new session when None) in the user's current generation."""
+    session = {"sid": sid or uuid.uuid4().hex, "gen": user.token_generation or 0}
+    claims = {"username": user.username, "email": user.email, "is_staff": user.is_staff, **session}
     return {
         "access": create_access_token(identity=str(user.id), additional_claims=claims),
-        "refresh": create_refresh_token(identity=str(user.id)),
+        "refresh": create_refresh_token(identity=str(user.id), additional_claims=session),
     }
+
+
+def is_live(claims: dict) -> bool:
+    """The session check of every presented token (one statement, outside the ORM session)."""
+    with get_runtime().autocommit.connect() as conn:
+        return session_is_live(conn, claims)
 
 
 def is_revoked(jti: str) -> bool:
@@ -34,7 +48,7 @@ def is_revoked(jti: str) -> bool:
 def decode_refresh(token) -> dict:
     """Decode a refresh token from a request body; 401 for anything not a live refresh token."""
     claims = decode_any(token)
-    if claims.get("type") != "refresh" or is_revoked(claims["jti"]):
+    if claims.get("type") != "refresh" or is_revoked(claims["jti"]) or not is_live(claims):
         raise ApiError(401, "Token is invalid or expired.")
     return claims
 
@@ -49,12 +63,20 @@ def decode_any(token) -> dict:
 
 
 def revoke(claims: dict) -> None:
-    """Revoke a decoded refresh token (idempotent)."""
-    expires = datetime.fromtimestamp(claims["exp"], timezone.utc)
+    """Spend a decoded refresh token (rotation; idempotent)."""
+    _revoke_key(claims["jti"], int(claims["sub"]), datetime.fromtimestamp(claims["exp"], timezone.utc))
+
+
+def end_session(claims: dict) -> None:
+    """Log out the session of decoded claims: every token of it is refused from now on. A
+    session lives as long as its newest refresh token, so the row is kept that long."""
+    lifetime = timedelta(days=get_runtime().settings.refresh_token_days)
+    _revoke_key(claims.get("sid") or claims["jti"], int(claims["sub"]), datetime.now(timezone.utc) + lifetime)
+
+
+def _revoke_key(key: str, user_id: int, expires: datetime) -> None:
     db.session.execute(
-        insert(RevokedToken)
-        .values(jti=claims["jti"], user_id=int(claims["sub"]), expires_at=expires)
-        .on_conflict_do_nothing()
+        insert(RevokedToken).values(jti=key, user_id=user_id, expires_at=expires).on_conflict_do_nothing()
     )
 
 
@@ -63,8 +85,9 @@ def init(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def _revoked(_header, payload):
-        # Only refresh tokens are revocable; access tokens are short-lived and checked statelessly.
-        return payload.get("type") == "refresh" and is_revoked(payload["jti"])
+        if payload.get("type") == "refresh" and is_revoked(payload["jti"]):
+            return True
+        return not is_live(payload)
 
     def unauthorized(message: str):
         return error_response(401, message)
