@@ -5,6 +5,7 @@ and Redis db 1; these defaults let a bare `pytest` work the same way.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 
@@ -56,6 +57,52 @@ def recreate_database():
     tests/integration/conftest.py, which has no such function).
     """
     return recreate_test_database
+
+
+@pytest.fixture(scope="session")
+def own_store(settings, recreate_database):
+    """Factory for packages that keep their data to themselves (and run their own services):
+    `own_store(database_name, redis_db, application_name)` returns a `Store` whose database
+    was recreated and migrated from scratch and whose Redis db was emptied; closed at the end."""
+    from sqlalchemy.engine import make_url
+
+    import redis
+
+    from e2e.e2e_helpers import Store
+    from shared.db import make_engine, sqlalchemy_url
+    from shared.migrate import upgrade
+
+    opened: list[Store] = []
+
+    def open_store(database_name: str, redis_db: int, application_name: str) -> Store:
+        database_url = make_url(sqlalchemy_url(settings.database_url)).set(database=database_name)
+        redis_url = make_url(settings.redis_url).set(database=str(redis_db))
+        own = dataclasses.replace(settings, database_url=database_url.render_as_string(hide_password=False),
+                                  redis_url=redis_url.render_as_string(hide_password=False))
+        recreate_database(own.database_url)
+        upgrade(own.database_url)  # creates it again, then migrates from scratch
+        store = Store(own, make_engine(own.database_url, pool_size=4, application_name=application_name),
+                      redis.Redis.from_url(own.redis_url))
+        store.redis.flushdb()
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.engine.dispose()
+        store.redis.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report carries the log tails of every service running at the time."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        from e2e.e2e_helpers import RUNNING
+
+        for system in RUNNING:
+            report.sections.append(("service logs (tails)", system.tails()))
 
 
 @pytest.fixture(scope="session")

@@ -8,123 +8,39 @@ Without that binary every test here is skipped, with the reason.
 """
 from __future__ import annotations
 
-import dataclasses
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from e2e.e2e_helpers import System, running
 
 DATABASE_NAME = "taskqueue_browser_test"
-REDIS_DB = "8"
+REDIS_DB = 8
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parents[2]
-GUNICORN_CONF = REPO / "services" / "gateway" / "gunicorn.conf.py"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="package")
-def br_settings(settings):
-    """The session settings pointed at this package's database and Redis db."""
-    from sqlalchemy.engine import make_url
-
-    from shared.db import sqlalchemy_url
-
-    database_url = make_url(sqlalchemy_url(settings.database_url)).set(database=DATABASE_NAME)
-    parts = urlsplit(settings.redis_url)
-    return dataclasses.replace(
-        settings,
-        database_url=database_url.render_as_string(hide_password=False),
-        redis_url=urlunsplit(parts._replace(path=f"/{REDIS_DB}")),
-    )
+def br_store(own_store):
+    return own_store(DATABASE_NAME, REDIS_DB, "browser-tests")
 
 
 @pytest.fixture(scope="package")
-def br_engine(br_settings, recreate_database):
-    from shared.db import make_engine
-    from shared.migrate import upgrade
-
-    recreate_database(br_settings.database_url)
-    upgrade(br_settings.database_url)  # creates it again, then migrates from scratch
-    engine = make_engine(br_settings.database_url, pool_size=2, application_name="browser-tests")
-    yield engine
-    engine.dispose()
+def br_engine(br_store):
+    return br_store.engine
 
 
 @pytest.fixture(scope="package")
-def br_redis(br_settings):
-    import redis
-
-    client = redis.Redis.from_url(br_settings.redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def br_redis(br_store):
+    return br_store.redis
 
 
 @pytest.fixture(scope="package")
-def gateway(br_settings, br_engine, br_redis, tmp_path_factory):
-    """The gateway under gunicorn (one worker) on a free port; yields its base URL."""
-    port = free_port()
-    run_dir = tmp_path_factory.mktemp("browser-gateway")
-    (run_dir / "metrics").mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": br_settings.database_url,
-        "REDIS_URL": br_settings.redis_url,
-        "GATEWAY_BIND": f"127.0.0.1:{port}",
-        "GATEWAY_WORKERS": "1",
-        "GATEWAY_THREADS": "4",
-        "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "metrics"),
-        "XDG_RUNTIME_DIR": str(run_dir),  # no gunicorn state shared with another gateway of this user
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = run_dir / "gateway.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "gateway.app:create_app()"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gateway did not become ready:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+def gateway(br_store, tmp_path_factory):
+    """The gateway under gunicorn on a free port; yields its base URL."""
+    system = System(tmp_path_factory.mktemp("browser-logs"), br_store.process_env())
+    with running(system, system.start_gateway):
+        yield system.base_url
 
 
 @pytest.fixture(scope="package")

@@ -11,14 +11,10 @@ every service log is attached to its report.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 from sqlalchemy import text
 
-from .e2e_helpers import Client, Db, EventLog, System
-
-_ACTIVE: list[System] = []  # the running system, for the failure-report hook
+from .e2e_helpers import Client, Db, EventLog, Store, System, running
 
 
 def empty_everything(engine, redis_client) -> None:
@@ -39,44 +35,20 @@ def system(settings, engine, redis_client, tmp_path_factory):
     and Redis db, so nothing another package left queued runs here.
     """
     empty_everything(engine, redis_client)
-    log_dir = tmp_path_factory.mktemp("e2e-logs")
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "TASK_LEASE_SECONDS": "3",
-        "WORKER_HEARTBEAT_SECONDS": "0.5",
-        "LOST_MESSAGE_AFTER_SECONDS": "2",
-        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
-        "PYTHONUNBUFFERED": "1",
-        "LOG_LEVEL": "INFO",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    sysm = System(log_dir, env)
-    _ACTIVE.append(sysm)
-    try:
+    env = Store(settings, engine, redis_client).process_env(
+        TASK_LEASE_SECONDS="3", WORKER_HEARTBEAT_SECONDS="0.5", LOST_MESSAGE_AFTER_SECONDS="2",
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
+    )
+    sysm = System(tmp_path_factory.mktemp("e2e-logs"), env)
+
+    def start():
         sysm.start_gateway()
         sysm.start_scheduler()
         sysm.start_scheduler()
         sysm.start_worker(wait=False)
-        for svc in sysm.every_service:
-            svc.wait_healthy(timeout=40)
-    except BaseException as exc:
-        tails = sysm.tails()
-        sysm.shutdown()
-        _ACTIVE.clear()
-        pytest.fail(f"could not start the system: {exc}\n{tails}", pytrace=False)
-    yield sysm
-    sysm.shutdown()
-    _ACTIVE.clear()
 
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and _ACTIVE:
-        report.sections.append(("service logs (tails)", _ACTIVE[0].tails()))
+    with running(sysm, start):
+        yield sysm
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ import subprocess
 import sys
 import time
 import uuid
+import dataclasses
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 import requests
@@ -254,6 +256,43 @@ class System:
 
 
 # --------------------------------------------------------------------------- API client
+
+
+@dataclasses.dataclass
+class Store:
+    """A test package's own database and Redis db, and the settings pointing at them."""
+
+    settings: Any  # shared.settings.Settings
+    engine: Any
+    redis: Any
+
+    def process_env(self, **extra: str) -> dict[str, str]:
+        """The environment for service processes started against this store."""
+        env = {**os.environ, "DATABASE_URL": self.settings.database_url, "REDIS_URL": self.settings.redis_url,
+               "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO", **extra}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each gateway gets its own (see e2e_helpers)
+        return env
+
+
+RUNNING: list[System] = []  # systems up right now: a failing test's report gets their log tails
+
+
+@contextmanager
+def running(system: System, start: Callable[[], object]) -> Iterator[System]:
+    """`start()` the services, wait until every one is healthy, yield the system; shut it down
+    afterwards whatever happened (a start failure fails the test with the services' logs)."""
+    RUNNING.append(system)
+    try:
+        try:
+            start()
+            for svc in system.every_service:
+                svc.wait_healthy(timeout=40)
+        except BaseException as exc:  # noqa: BLE001 - includes KeyboardInterrupt: still clean up
+            pytest.fail(f"could not start the services: {exc}\n{system.tails()}", pytrace=False)
+        yield system
+    finally:
+        system.shutdown()
+        RUNNING.remove(system)
 
 
 class Client:

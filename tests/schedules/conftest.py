@@ -8,12 +8,8 @@ Tests stop and restart the schedulers through `system` (see `restart_schedulers`
 """
 from __future__ import annotations
 
-import dataclasses
-import os
-
 import pytest
-from e2e.e2e_helpers import Client, Db, System
-from sqlalchemy.engine import make_url
+from e2e.e2e_helpers import Client, Db, System, running
 
 DATABASE_NAME = "taskqueue_schedules_test"
 REDIS_DB = 7
@@ -25,72 +21,26 @@ PROCESS_ENV = {
     "TASK_LEASE_SECONDS": "3",
     "WORKER_HEARTBEAT_SECONDS": "0.5",
     "LOST_MESSAGE_AFTER_SECONDS": "2",
-    "PYTHONUNBUFFERED": "1",
-    "LOG_LEVEL": "INFO",
 }
-_ACTIVE: list[System] = []
 
 
 @pytest.fixture(scope="package")
-def sched_settings(settings):
-    """The session settings pointed at this package's own database and Redis db."""
-    url = make_url(settings.database_url).set(database=DATABASE_NAME)
-    redis_url = make_url(settings.redis_url).set(database=str(REDIS_DB))
-    return dataclasses.replace(settings, database_url=url.render_as_string(hide_password=False),
-                               redis_url=redis_url.render_as_string(hide_password=False))
+def sched_store(own_store):
+    return own_store(DATABASE_NAME, REDIS_DB, "schedule-tests")
 
 
 @pytest.fixture(scope="package")
-def sched_engine(sched_settings, recreate_database):
-    from shared.db import make_engine
-    from shared.migrate import upgrade
+def system(sched_store, tmp_path_factory):
+    sysm = System(tmp_path_factory.mktemp("schedule-logs"), sched_store.process_env(**PROCESS_ENV))
 
-    recreate_database(sched_settings.database_url)
-    upgrade(sched_settings.database_url)  # creates it again, then migrates from scratch
-    engine = make_engine(sched_settings.database_url, pool_size=4, application_name="schedule-tests")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="package")
-def sched_redis(sched_settings):
-    import redis
-
-    client = redis.Redis.from_url(sched_settings.redis_url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="package")
-def system(sched_settings, sched_engine, sched_redis, tmp_path_factory):
-    env = {**os.environ, **PROCESS_ENV, "DATABASE_URL": sched_settings.database_url, "REDIS_URL": sched_settings.redis_url}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    sysm = System(tmp_path_factory.mktemp("schedule-logs"), env)
-    _ACTIVE.append(sysm)
-    try:
+    def start():
         sysm.start_gateway()
         sysm.start_scheduler()
         sysm.start_scheduler()
         sysm.start_worker(threads=4, wait=False)
-        for svc in sysm.every_service:
-            svc.wait_healthy(timeout=40)
-    except BaseException as exc:
-        tails = sysm.tails()
-        sysm.shutdown()
-        _ACTIVE.clear()
-        pytest.fail(f"could not start the system: {exc}\n{tails}", pytrace=False)
-    yield sysm
-    sysm.shutdown()
-    _ACTIVE.clear()
 
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and _ACTIVE and "schedules" in str(item.path):
-        report.sections.append(("service logs (tails)", _ACTIVE[0].tails()))
+    with running(sysm, start):
+        yield sysm
 
 
 @pytest.fixture
@@ -101,5 +51,5 @@ def client(system):
 
 
 @pytest.fixture
-def db(sched_engine):
-    return Db(sched_engine)
+def db(sched_store):
+    return Db(sched_store.engine)

@@ -10,12 +10,8 @@ The `receiver` answers webhook POSTs on 127.0.0.1 as each test scripts it.
 """
 from __future__ import annotations
 
-import dataclasses
-import os
-
 import pytest
-from e2e.e2e_helpers import Client, Db, System
-from sqlalchemy.engine import make_url
+from e2e.e2e_helpers import Client, Db, running
 
 from .receiver import Receiver
 from .system import WebhookSystem
@@ -34,40 +30,27 @@ PROCESS_ENV = {
     "TASK_LEASE_SECONDS": "3",
     "WORKER_HEARTBEAT_SECONDS": "0.5",
     "LOST_MESSAGE_AFTER_SECONDS": "2",
-    "PYTHONUNBUFFERED": "1",
-    "LOG_LEVEL": "INFO",
 }
-_ACTIVE: list[System] = []
 
 
 @pytest.fixture(scope="package")
-def wh_settings(settings):
-    """The session settings pointed at this package's own database and Redis db."""
-    url = make_url(settings.database_url).set(database=DATABASE_NAME)
-    redis_url = make_url(settings.redis_url).set(database=str(REDIS_DB))
-    return dataclasses.replace(settings, database_url=url.render_as_string(hide_password=False),
-                               redis_url=redis_url.render_as_string(hide_password=False))
+def wh_store(own_store):
+    return own_store(DATABASE_NAME, REDIS_DB, "webhook-tests")
 
 
 @pytest.fixture(scope="package")
-def wh_engine(wh_settings, recreate_database):
-    from shared.db import make_engine
-    from shared.migrate import upgrade
-
-    recreate_database(wh_settings.database_url)
-    upgrade(wh_settings.database_url)  # creates it again, then migrates from scratch
-    engine = make_engine(wh_settings.database_url, pool_size=4, application_name="webhook-tests")
-    yield engine
-    engine.dispose()
+def wh_settings(wh_store):
+    return wh_store.settings
 
 
 @pytest.fixture(scope="package")
-def wh_redis(wh_settings):
-    import redis
+def wh_engine(wh_store):
+    return wh_store.engine
 
-    client = redis.Redis.from_url(wh_settings.redis_url)
-    client.flushdb()
-    return client
+
+@pytest.fixture(scope="package")
+def wh_redis(wh_store):
+    return wh_store.redis
 
 
 @pytest.fixture(scope="package")
@@ -78,34 +61,17 @@ def receiver():
 
 
 @pytest.fixture(scope="package")
-def system(wh_settings, wh_engine, wh_redis, tmp_path_factory):
-    env = {**os.environ, **PROCESS_ENV, "DATABASE_URL": wh_settings.database_url, "REDIS_URL": wh_settings.redis_url}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    sysm = WebhookSystem(tmp_path_factory.mktemp("webhook-logs"), env)
-    _ACTIVE.append(sysm)
-    try:
+def system(wh_store, tmp_path_factory):
+    sysm = WebhookSystem(tmp_path_factory.mktemp("webhook-logs"), wh_store.process_env(**PROCESS_ENV))
+
+    def start():
         sysm.start_gateway()
         sysm.start_scheduler()
         sysm.start_worker(threads=4, wait=False)
         sysm.start_dispatcher(wait=False)
-        for svc in sysm.every_service:
-            svc.wait_healthy(timeout=40)
-    except BaseException as exc:
-        tails = sysm.tails()
-        sysm.shutdown()
-        _ACTIVE.clear()
-        pytest.fail(f"could not start the system: {exc}\n{tails}", pytrace=False)
-    yield sysm
-    sysm.shutdown()
-    _ACTIVE.clear()
 
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and _ACTIVE and "webhooks" in str(item.path):
-        report.sections.append(("service logs (tails)", _ACTIVE[0].tails()))
+    with running(sysm, start):
+        yield sysm
 
 
 @pytest.fixture
