@@ -13,6 +13,7 @@ instead of polling, so a new task is picked up at once and idle workers cost not
 """
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Iterable
@@ -25,6 +26,7 @@ from .routing import QUEUES, actor_name
 
 NAMESPACE = "dramatiq"
 DOORBELL_DEPTH = 32  # rings kept for consumers that are busy when they arrive
+BUSY_WAIT_S = 0.01  # a consumer with messages in flight comes back this often to send their acks
 
 
 def queue_key(queue: str) -> str:
@@ -40,26 +42,40 @@ def doorbell_key(queue: str) -> str:
 
 
 class DoorbellConsumer(_RedisConsumer):
-    """Dramatiq's Redis consumer, waiting on the queue's doorbell when the queue is empty."""
+    """Dramatiq's Redis consumer, waiting on the queue's doorbell when the queue is empty.
 
-    def __init__(self, broker, queue_name, prefetch, idle_timeout_ms):
+    Every producer rings the doorbell, so an idle consumer wakes at once for new work and
+    otherwise only looks at its queue every `idle_wait_s` (a safety net for messages put back
+    without a ring, e.g. Dramatiq's requeue of a dead worker's messages). Dramatiq's consumer
+    thread sends acks only between our returns, so while messages are in flight we come back
+    every BUSY_WAIT_S; and a consumer that cannot take more work leaves the rings to others.
+    """
+
+    def __init__(self, broker, queue_name, prefetch, idle_wait_s: float):
         # The parent's own backoff sleep is reduced to nothing; the doorbell wait replaces it.
         super().__init__(broker, queue_name, prefetch, timeout=1)
-        self.idle_timeout_s = max(0.01, idle_timeout_ms / 1000)
+        self.idle_wait_s = idle_wait_s
 
     def __next__(self):
         message = super().__next__()
-        if message is None and not self.message_cache:
-            try:
-                self.broker.client.blpop([doorbell_key(self.queue_name)], timeout=self.idle_timeout_s)
-            except redis.ConnectionError as exc:
-                raise dramatiq.errors.ConnectionClosed(exc) from None
-        return message
+        if message is not None or self.message_cache:
+            return message
+        if self.outstanding_message_count >= self.prefetch:
+            time.sleep(BUSY_WAIT_S)
+            return None
+        wait = BUSY_WAIT_S if self.queued_message_ids else self.idle_wait_s
+        try:
+            self.broker.client.blpop([doorbell_key(self.queue_name)], timeout=wait)
+        except redis.ConnectionError as exc:
+            raise dramatiq.errors.ConnectionClosed(exc) from None
+        return None
 
 
 class TaskBroker(RedisBroker):
+    idle_wait_s = 1.0  # see DoorbellConsumer; make_broker sets it from the settings
+
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 1000) -> DoorbellConsumer:
-        return DoorbellConsumer(self, queue_name, prefetch, timeout)
+        return DoorbellConsumer(self, queue_name, prefetch, self.idle_wait_s)
 
     def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
         if delay is not None:
@@ -71,8 +87,9 @@ class TaskBroker(RedisBroker):
         return message
 
 
-def make_broker(redis_url: str, middleware: list | None = None) -> TaskBroker:
+def make_broker(redis_url: str, middleware: list | None = None, idle_wait_ms: int = 1000) -> TaskBroker:
     broker = TaskBroker(url=redis_url, namespace=NAMESPACE, middleware=middleware or [])
+    broker.idle_wait_s = max(0.01, idle_wait_ms / 1000)
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker

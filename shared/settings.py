@@ -102,7 +102,9 @@ class Settings:
             task_lease_seconds=int(_env("TASK_LEASE_SECONDS", "30")),
             heartbeat_seconds=float(_env("WORKER_HEARTBEAT_SECONDS", "1")),
             worker_threads=int(_env("WORKER_THREADS", "16")),
-            worker_idle_poll_ms=int(_env("WORKER_IDLE_POLL_MS", "10")),
+            # Producers ring a doorbell that wakes idle consumers at once: this is only the
+            # longest an idle consumer goes without looking at its queue (see shared.broker).
+            worker_idle_poll_ms=int(_env("WORKER_IDLE_POLL_MS", "1000")),
             lost_message_after_seconds=int(_env("LOST_MESSAGE_AFTER_SECONDS", "10")),
             release_interval_ms=int(_env("SCHEDULER_RELEASE_INTERVAL_MS", "50")),
             # Recurring schedules: how often due ones are fired, and how late a fire of a

@@ -46,7 +46,7 @@ def main(argv=None) -> None:
 
     engine = make_engine(settings.database_url, pool_size=threads + 2, application_name="worker", autocommit=True)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    broker = make_broker(settings.redis_url)
+    broker = make_broker(settings.redis_url, idle_wait_ms=settings.worker_idle_poll_ms)
     handoff = Handoff(client, engine, settings.events_stream, settings.events_maxlen)
     executor = Executor(
         engine=engine,
@@ -66,7 +66,8 @@ def main(argv=None) -> None:
     ops = ops_server.serve(args.metrics_port or settings.worker_metrics_port, health)
     stop, beating = threading.Event(), threading.Event()
     heartbeat.start(executor, settings.heartbeat_seconds, beating)
-    worker = dramatiq.Worker(broker, queues=set(queues), worker_threads=threads, worker_timeout=settings.worker_idle_poll_ms)
+    # worker_timeout only paces idle worker threads' checks for shutdown (work wakes them at once)
+    worker = dramatiq.Worker(broker, queues=set(queues), worker_threads=threads, worker_timeout=1000)
     worker.start()
     log.info("worker started", extra={"queues": queues, "threads": threads, "worker_id": executor.worker_id})
 
