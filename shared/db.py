@@ -22,6 +22,9 @@ def engine_options(pool_size: int) -> dict:
         # invalidated with the rest of the pool, and the next checkout reconnects.
         "pool_pre_ping": False,
         "pool_recycle": 1800,
+        # Errors are logged: never with the statement's bound values (callback secrets,
+        # password hashes, payloads).
+        "hide_parameters": True,
     }
 
 

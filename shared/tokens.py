@@ -34,7 +34,7 @@ def decode_access_token(token: Any, secret: str) -> dict[str, Any]:
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("no token")
     try:
-        claims = jwt.decode(token, secret, algorithms=ALGORITHMS, options={"require": ["exp", "sub", "type"]})
+        claims = jwt.decode(token, secret, algorithms=ALGORITHMS, options={"require": ["exp", "sub", "type", "sid"]})
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
     if claims.get("type") != "access":
@@ -61,11 +61,7 @@ SELECT u.is_active
 
 
 def session_is_live(conn: Connection, claims: dict[str, Any]) -> bool:
-    """Whether verified claims still belong to a live session (see the module docstring).
-
-    Tokens minted before sessions existed carry neither claim: they count as generation 0 of
-    an unnamed session, so a password change still ends them.
-    """
-    params = {"user_id": int(claims["sub"]), "gen": int(claims.get("gen") or 0), "sid": str(claims.get("sid") or "")}
+    """Whether verified claims still belong to a live session (see the module docstring)."""
+    params = {"user_id": int(claims["sub"]), "gen": int(claims.get("gen") or 0), "sid": str(claims["sid"])}
     row = conn.exec_driver_sql(SESSION_LIVE, params).first()
     return bool(row and row[0])

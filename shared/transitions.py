@@ -217,7 +217,8 @@ def run(conn: Connection, transition: str, /, **params: Any) -> list:
     except psycopg2.Error as exc:
         if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
             conn.invalidate()  # a broken connection must leave the pool (and its prepared statements)
-        raise DBAPIError.instance(p.execute_sql, values, exc, psycopg2.Error) from exc
+        # hide_parameters: the error gets logged, and the values include callback secrets
+        raise DBAPIError.instance(p.execute_sql, values, exc, psycopg2.Error, hide_parameters=True) from exc
     finally:
         cursor.close()
 

@@ -8,11 +8,11 @@ set just before its XADD, to the moment a client has read and parsed it) p50/p90
 Clients run in `--procs` processes (each its own event loop) so the client side is not
 the bottleneck of what is measured.
 
-No user has to exist: the list feed needs only a valid access token, minted here with the
-JWT secret of the local settings (JWT_SECRET_KEY or the development default), or pass --token.
+The watching user is registered through the gateway (`--api`), since the notifier checks
+that a token's session is live; or pass --token and --owner-id of an existing user.
 
-    python tests/bench/notifier_fanout.py --ws ws://127.0.0.1:8001 --redis redis://127.0.0.1:6379/0 \
-        --connections 1000 --rate 20 --duration 10 --procs 2
+    python tests/bench/notifier_fanout.py --api http://127.0.0.1:8000/api/v1 --ws ws://127.0.0.1:8001 \
+        --redis redis://127.0.0.1:6379/0 --connections 1000 --rate 20 --duration 10 --procs 2
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-import jwt
 import redis
 import requests
 from websockets.asyncio.client import connect
@@ -42,9 +41,15 @@ def raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def mint_token(owner_id: int, secret: str) -> str:
-    claims = {"sub": str(owner_id), "type": "access", "exp": int(time.time()) + 3600, "jti": uuid.uuid4().hex}
-    return jwt.encode(claims, secret, algorithm="HS256")
+def register_user(api: str) -> tuple[int, str]:
+    """A fresh user's id and access token, from the gateway."""
+    name = f"fanout_{uuid.uuid4().hex[:10]}"
+    body = {"username": name, "email": f"{name}@example.com", "password": "fanout-password-1",
+            "password_confirm": "fanout-password-1"}
+    response = requests.post(f"{api}/auth/register/", json=body, timeout=30)
+    response.raise_for_status()
+    data = response.json()
+    return data["user"]["id"], data["tokens"]["access"]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -175,15 +180,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20, help="events per second")
     parser.add_argument("--duration", type=float, default=10, help="seconds of publishing")
     parser.add_argument("--procs", type=int, default=2, help="client processes")
-    parser.add_argument("--owner-id", type=int, default=987_654_321, help="user whose list feed is watched")
-    parser.add_argument("--token", help="access token for --owner-id (default: minted with the local JWT secret)")
+    parser.add_argument("--api", default="http://127.0.0.1:8000/api/v1", help="gateway, to register the watching user")
+    parser.add_argument("--owner-id", type=int, help="user whose list feed is watched (with --token)")
+    parser.add_argument("--token", help="access token of --owner-id (default: a user registered through --api)")
     args = parser.parse_args()
     raise_open_files_limit()
 
-    if args.token is None:
-        from shared.settings import Settings
-
-        args.token = mint_token(args.owner_id, Settings.from_env().jwt_secret_key)
+    if args.token is None or args.owner_id is None:
+        args.owner_id, args.token = register_user(args.api)
     url = f"{args.ws}/ws/tasks/?token={args.token}"
     ctx = mp.get_context("fork")
     barrier, results = ctx.Barrier(args.procs + 1), ctx.Queue()

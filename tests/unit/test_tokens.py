@@ -21,12 +21,19 @@ def issue():
     app.config.update(JWT_SECRET_KEY=SECRET, JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=5))
     JWTManager(app)
 
-    def mint(kind: str = "access", **kwargs) -> str:
+    def mint(kind: str = "access", session: bool = True, additional_claims=None, **kwargs) -> str:
+        claims = {"sid": "unit-session", "gen": 0} if session else {}
         with app.app_context():
             make = create_access_token if kind == "access" else create_refresh_token
-            return make(identity="42", **kwargs)
+            return make(identity="42", additional_claims={**claims, **(additional_claims or {})}, **kwargs)
 
     return mint
+
+
+def test_token_without_a_session_is_refused(issue):
+    """Every token the gateway issues names its session; one without was minted elsewhere."""
+    with pytest.raises(InvalidToken):
+        decode_access_token(issue(session=False), SECRET)
 
 
 def test_gateway_access_token_is_accepted(issue):

@@ -57,9 +57,19 @@ def decode_any(token) -> dict:
     if not isinstance(token, str) or not token or len(token) > 4096:
         raise ApiError(401, "Token is invalid or expired.")
     try:
-        return decode_token(token)
+        claims = decode_token(token)
     except (PyJWTError, Exception):  # noqa: BLE001 - flask-jwt-extended raises several types
         raise ApiError(401, "Token is invalid or expired.") from None
+    if not well_formed(claims):
+        raise ApiError(401, "Token is invalid or expired.")
+    return claims
+
+
+def well_formed(claims: dict) -> bool:
+    """Whether claims have what every token we issue has: flask-jwt-extended checks `exp` only
+    when present and reads a missing type as "access", so a token signed with our key by
+    something else (another app sharing the secret during a migration) would pass without this."""
+    return "exp" in claims and bool(claims.get("sid")) and claims.get("type") in ("access", "refresh")
 
 
 def revoke(claims: dict) -> None:
@@ -85,7 +95,9 @@ def init(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def _revoked(_header, payload):
-        if payload.get("type") == "refresh" and is_revoked(payload["jti"]):
+        if not well_formed(payload):
+            return True
+        if payload["type"] == "refresh" and is_revoked(payload["jti"]):
             return True
         return not is_live(payload)
 
