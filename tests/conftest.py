@@ -64,11 +64,10 @@ def own_store(settings, recreate_database):
     """Factory for packages that keep their data to themselves (and run their own services):
     `own_store(database_name, redis_db, application_name)` returns a `Store` whose database
     was recreated and migrated from scratch and whose Redis db was emptied; closed at the end."""
+    import redis
+    from e2e.e2e_helpers import Store
     from sqlalchemy.engine import make_url
 
-    import redis
-
-    from e2e.e2e_helpers import Store
     from shared.db import make_engine, sqlalchemy_url
     from shared.migrate import upgrade
 
@@ -91,6 +90,16 @@ def own_store(settings, recreate_database):
     for store in opened:
         store.engine.dispose()
         store.redis.close()
+
+
+@pytest.fixture(scope="package")
+def receiver():
+    """A real HTTP server on 127.0.0.1 recording the webhooks it gets (tests/webhooks/receiver.py)."""
+    from webhooks.receiver import Receiver
+
+    r = Receiver()
+    yield r
+    r.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

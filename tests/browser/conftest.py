@@ -21,24 +21,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.fixture(scope="package")
-def br_store(own_store):
+def store(own_store):
     return own_store(DATABASE_NAME, REDIS_DB, "browser-tests")
 
 
 @pytest.fixture(scope="package")
-def br_engine(br_store):
-    return br_store.engine
-
-
-@pytest.fixture(scope="package")
-def br_redis(br_store):
-    return br_store.redis
-
-
-@pytest.fixture(scope="package")
-def gateway(br_store, tmp_path_factory):
+def gateway(store, tmp_path_factory):
     """The gateway under gunicorn on a free port; yields its base URL."""
-    system = System(tmp_path_factory.mktemp("browser-logs"), br_store.process_env())
+    system = System(tmp_path_factory.mktemp("browser-logs"), store.process_env())
     with running(system, system.start_gateway):
         yield system.base_url
 

@@ -14,7 +14,7 @@ PASSWORD = "browser-staff-pass-1"
 
 
 @pytest.fixture
-def staff_and_task(br_engine):
+def staff_and_task(store):
     """A staff user and another user's scheduled task, written straight to the database."""
     from gateway.auth.passwords import hash_password
     from gateway.tasks.fields import row_values
@@ -22,7 +22,7 @@ def staff_and_task(br_engine):
     from shared import transitions
 
     tag = uuid.uuid4().hex[:8]
-    with br_engine.begin() as conn:
+    with store.engine.begin() as conn:
         staff_id, owner_id = (
             conn.execute(
                 text("INSERT INTO users (username, email, password_hash, is_staff) VALUES (:u, :e, :p, :s) RETURNING id"),
@@ -37,16 +37,16 @@ def staff_and_task(br_engine):
     return {"username": f"staff_{tag}", "task_id": str(task.id), "task_name": task.name}
 
 
-def stream_statuses(br_redis, task_id: str) -> list[str]:
+def stream_statuses(redis_client, task_id: str) -> list[str]:
     out = []
-    for _, fields in br_redis.xrange("taskqueue:events"):
+    for _, fields in redis_client.xrange("taskqueue:events"):
         decoded = {k.decode(): v.decode() for k, v in fields.items()}
         if decoded.get("task_id") == task_id:
             out.append(decoded["status"])
     return out
 
 
-def test_staff_logs_in_finds_a_task_cancels_it_and_sees_it_revoked(gateway, page, staff_and_task, br_engine, br_redis):
+def test_staff_logs_in_finds_a_task_cancels_it_and_sees_it_revoked(gateway, page, staff_and_task, store):
     name, task_id = staff_and_task["task_name"], staff_and_task["task_id"]
 
     # Anonymous: the dashboard answers with its login page.
@@ -82,13 +82,13 @@ def test_staff_logs_in_finds_a_task_cancels_it_and_sees_it_revoked(gateway, page
     assert page.locator("#tq-action-cancel").count() == 0 and page.locator("#tq-action-retry").count() == 1
 
     # It went through the transition: revoked in Postgres, and the event is on the stream.
-    with br_engine.connect() as conn:
+    with store.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM tasks WHERE id = :id"), {"id": task_id}).scalar_one()
     assert status == "revoked"
     deadline = time.monotonic() + 10
-    while stream_statuses(br_redis, task_id)[-1:] != ["revoked"] and time.monotonic() < deadline:
+    while stream_statuses(store.redis, task_id)[-1:] != ["revoked"] and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert stream_statuses(br_redis, task_id)[-1:] == ["revoked"]
+    assert stream_statuses(store.redis, task_id)[-1:] == ["revoked"]
 
     # The list, filtered on revoked, shows it too; then log out.
     page.goto(f"{gateway}/admin/tasks/?flt0_status_equals=revoked&search={name}")

@@ -1,6 +1,7 @@
 """Building blocks of the end-to-end tests: service processes, an API client, DB views, polling."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -8,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-import dataclasses
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from sqlalchemy import text
-
 from integration_helpers import API, ApiUser, Db, Events, drain, message_ids, unique
+from sqlalchemy import text
 
 HERE = Path(__file__).resolve().parent
 E2E = HERE.parent / "e2e"

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-
 from integration_helpers import API, unique
 
 ADMIN = "/admin"

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
-
 from integration_helpers import API, assert_error, unique
 
 AUTH = f"{API}/auth"

@@ -5,9 +5,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
-
 from integration_helpers import API, assert_error
+from sqlalchemy import text
 
 DEAD = f"{API}/dead-letters"
 DETAIL_FIELDS = {"id", "original_task", "task_name", "task_type", "payload", "error_message", "traceback",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from integration_helpers import API, assert_error, drain, unique
 
 

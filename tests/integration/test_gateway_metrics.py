@@ -2,9 +2,8 @@
 status, and the HTTP metrics of prometheus-flask-exporter under the taskqueue_gateway_ prefix."""
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from integration_helpers import API, assert_error
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:

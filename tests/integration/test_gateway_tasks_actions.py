@@ -5,7 +5,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
 from integration_helpers import API, assert_error, drop_messages
 
 TASKS = f"{API}/tasks"

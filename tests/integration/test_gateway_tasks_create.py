@@ -5,7 +5,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from integration_helpers import API, assert_error, drain, unique
 
 TASKS = f"{API}/tasks/"

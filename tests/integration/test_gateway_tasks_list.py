@@ -4,7 +4,6 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from integration_helpers import API, assert_error, unique
 
 TASKS = f"{API}/tasks/"

@@ -12,7 +12,6 @@ import uuid
 
 import pytest
 from flask import Flask
-
 from integration_helpers import API, assert_error, drain
 
 DEFAULT, AUTH = 5, 3  # requests per minute in the apps below

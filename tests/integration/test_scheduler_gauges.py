@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import redis
+from integration_helpers import drain
 from prometheus_client import REGISTRY
 from scheduler.gauges import Gauges
 
-from integration_helpers import drain
 from shared import statuses
 from shared.routing import QUEUES
 

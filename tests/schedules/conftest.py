@@ -25,13 +25,13 @@ PROCESS_ENV = {
 
 
 @pytest.fixture(scope="package")
-def sched_store(own_store):
+def store(own_store):
     return own_store(DATABASE_NAME, REDIS_DB, "schedule-tests")
 
 
 @pytest.fixture(scope="package")
-def system(sched_store, tmp_path_factory):
-    sysm = System(tmp_path_factory.mktemp("schedule-logs"), sched_store.process_env(**PROCESS_ENV))
+def system(store, tmp_path_factory):
+    sysm = System(tmp_path_factory.mktemp("schedule-logs"), store.process_env(**PROCESS_ENV))
 
     def start():
         sysm.start_gateway()
@@ -51,5 +51,5 @@ def client(system):
 
 
 @pytest.fixture
-def db(sched_store):
-    return Db(sched_store.engine)
+def db(store):
+    return Db(store.engine)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 from e2e.e2e_helpers import Db, running
-from webhooks.receiver import Receiver
 
 from .helpers import JWT_SECRET
 from .system import SecuritySystem
@@ -33,30 +32,13 @@ PROCESS_ENV = {
 
 
 @pytest.fixture(scope="package")
-def sec_store(own_store):
+def store(own_store):
     return own_store(DATABASE_NAME, REDIS_DB, "security-tests")
 
 
 @pytest.fixture(scope="package")
-def sec_engine(sec_store):
-    return sec_store.engine
-
-
-@pytest.fixture(scope="package")
-def sec_redis(sec_store):
-    return sec_store.redis
-
-
-@pytest.fixture(scope="package")
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture(scope="package")
-def system(sec_store, tmp_path_factory):
-    env = sec_store.process_env(**PROCESS_ENV)
+def system(store, tmp_path_factory):
+    env = store.process_env(**PROCESS_ENV)
     env.pop("WEBHOOK_ALLOW_PRIVATE_NETWORKS", None)  # strict unless a service sets it (system.py)
     sysm = SecuritySystem(tmp_path_factory.mktemp("security-logs"), env)
 
@@ -72,5 +54,5 @@ def system(sec_store, tmp_path_factory):
 
 
 @pytest.fixture
-def db(sec_engine):
-    return Db(sec_engine)
+def db(store):
+    return Db(store.engine)

@@ -11,14 +11,14 @@ from .helpers import SecUser, assert_no_leak, marker
 
 
 @pytest.fixture(scope="module")
-def data(system, sec_engine):
+def data(system, store):
     owner = SecUser(system)
     markers = [marker("adminname"), marker("adminpayload")]
     task = owner.create_task(name=markers[0], task_type="compute", payload={"operation": "nope", "p": markers[1]},
                              max_retries=0)
     owner.wait_task(task["id"], "failure")
     staff = SecUser(system)
-    make_staff(sec_engine, staff.id)
+    make_staff(store.engine, staff.id)
     return owner, staff, task, markers
 
 
@@ -80,16 +80,16 @@ def test_staff_login_sees_the_data(system, data):
     assert page.status_code == 200 and markers[0] in page.text
 
 
-def test_staff_session_ends_when_staff_status_is_removed(system, sec_engine):
+def test_staff_session_ends_when_staff_status_is_removed(system, store):
     """A logged-in staff user who loses staff status is back at the login page on the very next
     request (the session is re-checked against the database every time)."""
     from sqlalchemy import text
 
     staff = SecUser(system)
-    make_staff(sec_engine, staff.id)
+    make_staff(store.engine, staff.id)
     session, r = admin_login(system.base_url, staff.username, staff.password)
     assert r.status_code == 302 and not is_login_redirect(r)
     assert session.get(f"{system.base_url}/admin/tasks/", allow_redirects=False, timeout=10).status_code == 200
-    with sec_engine.begin() as conn:
+    with store.engine.begin() as conn:
         conn.execute(text("UPDATE users SET is_staff = false WHERE id = :id"), {"id": staff.id})
     assert is_login_redirect(session.get(f"{system.base_url}/admin/tasks/", allow_redirects=False, timeout=10))

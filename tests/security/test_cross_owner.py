@@ -112,13 +112,13 @@ def _unknown(path: str, w: World) -> str:
     return path
 
 
-def test_every_id_endpoint_is_404_for_another_user_and_changes_nothing(world, sec_redis):
+def test_every_id_endpoint_is_404_for_another_user_and_changes_nothing(world, store):
     """B's call on each of A's objects is a 404 indistinguishable from an unknown id (same
     status and body), carries none of A's marker strings in its headers or body, and A's
     objects, lists, stats and events are exactly as before."""
     w = world
     a_ids = {w.done_task["id"], w.failed_task["id"], w.waiting_task["id"]}
-    before, events_before = _a_views(w), _a_events(sec_redis, a_ids)
+    before, events_before = _a_views(w), _a_events(store.redis, a_ids)
     for method, path, body in _probes(w):
         r = w.b.call(method, path, json=body)
         assert_json_error(r, 404)
@@ -131,7 +131,7 @@ def test_every_id_endpoint_is_404_for_another_user_and_changes_nothing(world, se
         assert_json_error(r, 404)
         assert_no_leak(r, w.markers)
     assert _a_views(w) == before
-    assert _a_events(sec_redis, a_ids) == events_before
+    assert _a_events(store.redis, a_ids) == events_before
 
 
 def test_owner_still_reaches_everything(world):

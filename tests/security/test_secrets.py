@@ -68,10 +68,10 @@ def _terminal(task_id: str):
 
 
 @pytest.fixture(scope="module")
-def flow(system, receiver, sec_engine):
+def flow(system, receiver, store):
     from e2e.e2e_helpers import Db
 
-    db = Db(sec_engine)
+    db = Db(store.engine)
     password, new_password = marker("pwflow-"), marker("pwnew-")
     user = SecUser(system, password=password)
     f = Flow(user, marker("cbsecret-"), [marker("hdrval-"), marker("apikey-")],
@@ -147,7 +147,7 @@ def flow(system, receiver, sec_engine):
     user.ok("POST", "/auth/logout/", json={"refresh": user.refresh})
     # a staff user looks at the task and its delivery in the admin dashboard
     staff = SecUser(system)
-    make_staff(sec_engine, staff.id)
+    make_staff(store.engine, staff.id)
     f.hashes.append(db.scalar("SELECT password_hash FROM users WHERE id = :i", i=staff.id))
     session, r = admin_login(system.base_url, staff.username, staff.password)
     assert r.status_code == 302
@@ -199,20 +199,20 @@ def test_no_secret_in_any_log_line(flow, system):
             assert not found, f"{name}:{number} leaks {found}: {line[:300]}"
 
 
-def test_no_secret_in_the_event_stream_or_any_redis_key(flow, sec_redis):
+def test_no_secret_in_the_event_stream_or_any_redis_key(flow, store):
     """Every entry of the event stream (XRANGE) and every other key of the package's Redis db
     (queues, dedup sets, rate-limit counters...) is free of secrets and header values."""
     secrets = flow.secrets()
-    entries = sec_redis.xrange("taskqueue:events")
+    entries = store.redis.xrange("taskqueue:events")
     assert any(f[b"task_id"].decode() == flow.task_ids[0] for _, f in entries)
     for entry_id, fields in entries:
         found = leaks(repr(fields), secrets)
         assert not found, f"stream entry {entry_id} leaks {found}"
-    for key in sec_redis.scan_iter(count=1000):
-        kind = sec_redis.type(key).decode()
-        value = {"string": lambda: sec_redis.get(key), "list": lambda: sec_redis.lrange(key, 0, -1),
-                 "hash": lambda: sec_redis.hgetall(key), "set": lambda: sec_redis.smembers(key),
-                 "zset": lambda: sec_redis.zrange(key, 0, -1), "stream": lambda: sec_redis.xrange(key)}.get(kind, lambda: b"")()
+    for key in store.redis.scan_iter(count=1000):
+        kind = store.redis.type(key).decode()
+        value = {"string": lambda: store.redis.get(key), "list": lambda: store.redis.lrange(key, 0, -1),
+                 "hash": lambda: store.redis.hgetall(key), "set": lambda: store.redis.smembers(key),
+                 "zset": lambda: store.redis.zrange(key, 0, -1), "stream": lambda: store.redis.xrange(key)}.get(kind, lambda: b"")()
         found = leaks(repr(key) + repr(value), secrets)
         assert not found, f"redis key {key!r} ({kind}) leaks {found}"
 
@@ -263,10 +263,10 @@ def test_no_secret_or_user_data_in_metrics_and_health(flow, system):
         assert not found, f"{url} leaks {found}"
 
 
-def test_secrets_are_stored_only_in_their_own_column(flow, sec_engine):
+def test_secrets_are_stored_only_in_their_own_column(flow, store):
     """In the database, the callback_secret lives only in tasks/schedules.callback_secret;
     no column anywhere holds a password, a token or the JWT key (hashes live in users only)."""
-    with sec_engine.connect() as conn:
+    with store.engine.connect() as conn:
         tables = conn.execute(text(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
         )).scalars().all()

@@ -97,14 +97,14 @@ def test_another_users_refresh_token_cannot_log_them_out(system):
     victim.rotate()
 
 
-def test_deactivated_user_tokens_are_refused(system, sec_engine):
+def test_deactivated_user_tokens_are_refused(system, store):
     """A user deactivated in the database loses every session at once: access tokens get 401
     on REST and at the websocket handshake, the refresh token cannot be exchanged."""
     from sqlalchemy import text
 
     user = SecUser(system)
     assert_session_alive(system, user, user.access)
-    with sec_engine.begin() as conn:
+    with store.engine.begin() as conn:
         conn.execute(text("UPDATE users SET is_active = false WHERE id = :id"), {"id": user.id})
     assert_session_dead(system, user, user.access, user.refresh)
     assert_json_error(user.post("/auth/token/", json={"username": user.username, "password": user.password}, auth=False), 401)

@@ -1,11 +1,14 @@
-"""The gateway's request validation: typed field readers and task field rules (no database)."""
+"""The gateway's request validation: field specs (read + JSON Schema), task field rules and
+query parameters (no database)."""
 from datetime import datetime, timezone
 
 import pytest
 from flask import Flask
 from gateway.errors import ValidationError
-from gateway.tasks.fields import read_task_fields, row_values
-from gateway.validation import Fields, parse_datetime
+from gateway.openapi import params
+from gateway.openapi.body import Body
+from gateway.openapi.fields import Integer, Invalid, String, parse_datetime
+from gateway.tasks.fields import TASK, read_task_fields, row_values
 
 from shared import transitions
 
@@ -67,10 +70,53 @@ def test_all_errors_are_reported_at_once():
 
 
 def test_integral_floats_are_integers_but_fractions_are_not():
-    f = Fields({"a": 3.0, "b": 3.5})
-    assert f.integer("a", default=0) == 3
-    f.integer("b", default=0)
-    assert "b" in f.errors
+    spec = Integer(default=0)
+    assert spec.parse(3.0) == 3
+    with pytest.raises(Invalid, match="A valid integer is required."):
+        spec.parse(3.5)
+
+
+def test_absent_and_null_mean_the_default_and_the_schema_says_nullable():
+    body = Body({"n": Integer(default=7, min_value=0, max_value=9), "s": String(required=True)})
+    assert body.read({"n": None, "s": "x"}) == {"n": 7, "s": "x"}
+    assert body.schema() == {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 0, "maximum": 9, "nullable": True},
+            "s": {"type": "string", "maxLength": 255},
+        },
+        "required": ["s"],
+    }
+
+
+def test_partial_read_takes_only_the_given_fields_but_refuses_null_for_required_ones():
+    body = Body({"a": String(required=True), "b": String()})
+    assert body.read({"b": "x"}, partial=True) == {"b": "x"}
+    with pytest.raises(ValidationError) as err:
+        body.read({"a": None}, partial=True)
+    assert err.value.fields == {"a": ["This field is required."]}
+    assert "required" not in body.schema(partial=True)
+
+
+def test_task_schema_documents_the_rules_that_are_enforced():
+    schema = TASK.schema()
+    assert schema["required"] == ["name", "task_type"]
+    timeout = schema["properties"]["timeout"]
+    assert (timeout["minimum"], timeout["maximum"]) == (1, 3600)
+    read_task_fields({"name": "n", "task_type": "echo", "timeout": 3600})
+    with pytest.raises(ValidationError, match="timeout: Ensure this value is between 1 and 3600."):
+        read_task_fields({"name": "n", "task_type": "echo", "timeout": 3601})
+
+
+def test_first_bad_query_parameter_is_a_400_named_after_it():
+    query = params.Query({"limit": params.WholeNumber(min_value=1, max_value=5, default=2),
+                          "ordering": params.Ordering(("name",), default=[])})
+    with Flask(__name__).test_request_context("/?ordering=-name,name"):
+        assert query.read() == {"limit": 2, "ordering": [("name", True), ("name", False)]}
+    with Flask(__name__).test_request_context("/?limit=9&ordering=nope"):
+        with pytest.raises(ValidationError) as err:
+            query.read()
+    assert err.value.fields == {"limit": ["Ensure this value is between 1 and 5."]}
 
 
 def test_parse_datetime_assumes_utc_for_naive_values():

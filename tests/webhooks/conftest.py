@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 from e2e.e2e_helpers import Client, Db, running
 
-from .receiver import Receiver
 from .system import WebhookSystem
 
 DATABASE_NAME = "taskqueue_webhooks_test"
@@ -34,35 +33,13 @@ PROCESS_ENV = {
 
 
 @pytest.fixture(scope="package")
-def wh_store(own_store):
+def store(own_store):
     return own_store(DATABASE_NAME, REDIS_DB, "webhook-tests")
 
 
 @pytest.fixture(scope="package")
-def wh_settings(wh_store):
-    return wh_store.settings
-
-
-@pytest.fixture(scope="package")
-def wh_engine(wh_store):
-    return wh_store.engine
-
-
-@pytest.fixture(scope="package")
-def wh_redis(wh_store):
-    return wh_store.redis
-
-
-@pytest.fixture(scope="package")
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture(scope="package")
-def system(wh_store, tmp_path_factory):
-    sysm = WebhookSystem(tmp_path_factory.mktemp("webhook-logs"), wh_store.process_env(**PROCESS_ENV))
+def system(store, tmp_path_factory):
+    sysm = WebhookSystem(tmp_path_factory.mktemp("webhook-logs"), store.process_env(**PROCESS_ENV))
 
     def start():
         sysm.start_gateway()
@@ -97,5 +74,5 @@ def other_client(system):
 
 
 @pytest.fixture
-def db(wh_engine):
-    return Db(wh_engine)
+def db(store):
+    return Db(store.engine)

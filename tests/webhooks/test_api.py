@@ -118,11 +118,11 @@ def test_every_delivery_endpoint_is_owner_only(dispatcher, client, other_client,
 # --- SSRF ------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def guarded_app(wh_settings, wh_engine, wh_redis):
+def guarded_app(store):
     """An in-process gateway with private networks NOT allowed (production's default)."""
     from gateway.app import create_app
 
-    app = create_app(dataclasses.replace(wh_settings, webhook_allow_private_networks=False))
+    app = create_app(dataclasses.replace(store.settings, webhook_allow_private_networks=False))
     client = app.test_client()
     name = f"ssrf_{uuid.uuid4().hex[:8]}"
     r = client.post("/api/v1/auth/register/", json={"username": name, "email": f"{name}@example.com",

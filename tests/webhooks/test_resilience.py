@@ -44,7 +44,7 @@ def test_kill9_mid_send_the_webhook_still_arrives_after_restart(dispatcher, clie
     assert client.task(task["id"])["callback_status"] == "success"
 
 
-def test_kill9_with_stream_entries_unacknowledged_loses_nothing(dispatcher, client, receiver, wh_redis):
+def test_kill9_with_stream_entries_unacknowledged_loses_nothing(dispatcher, client, receiver, store):
     """Entries a dead replica read but never acknowledged are taken over by another one."""
     svc = dispatcher.dispatchers[0]
     svc.proc.send_signal(signal.SIGSTOP)  # it keeps its consumer but reads nothing more
@@ -62,7 +62,7 @@ def test_kill9_with_stream_entries_unacknowledged_loses_nothing(dispatcher, clie
         assert len(receiver.requests(p)) == 1
 
 
-def test_two_replicas_deliver_each_event_exactly_once(dispatcher, client, receiver, db, wh_redis):
+def test_two_replicas_deliver_each_event_exactly_once(dispatcher, client, receiver, db, store):
     dispatcher.start_dispatcher()
     paths = [receiver.new_path("replicas") for _ in range(24)]
     tasks = [create_hooked(client, receiver, p) for p in paths]
@@ -70,12 +70,12 @@ def test_two_replicas_deliver_each_event_exactly_once(dispatcher, client, receiv
         receiver.wait_for(p, timeout=20)
     # The same events once more on the stream (a relay re-publishing, a replayed backlog).
     task_ids = {t["id"] for t in tasks}
-    copies = [fields for _, fields in wh_redis.xrange(STREAM)
+    copies = [fields for _, fields in store.redis.xrange(STREAM)
               if fields[b"task_id"].decode() in task_ids and fields[b"status"] == b"success"]
     assert len(copies) == len(tasks)
     for fields in copies:
-        wh_redis.xadd(STREAM, fields)
-    wait_until(lambda: stream_consumed(wh_redis), 10, message="the dispatchers to read and acknowledge the copies")
+        store.redis.xadd(STREAM, fields)
+    wait_until(lambda: stream_consumed(store.redis), 10, message="the dispatchers to read and acknowledge the copies")
     settle(0.5)
     for t, p in zip(tasks, paths):
         assert len(receiver.requests(p)) == 1, p
@@ -86,7 +86,7 @@ def test_two_replicas_deliver_each_event_exactly_once(dispatcher, client, receiv
     assert [r[0] for r in by] == [""]
 
 
-def test_reconciliation_records_deliveries_whose_stream_event_was_lost(dispatcher, client, receiver, db, wh_redis):
+def test_reconciliation_records_deliveries_whose_stream_event_was_lost(dispatcher, client, receiver, db, store):
     svc = dispatcher.dispatchers[0]
     svc.proc.send_signal(signal.SIGSTOP)  # it reads nothing while the event comes and goes
     try:
@@ -94,8 +94,8 @@ def test_reconciliation_records_deliveries_whose_stream_event_was_lost(dispatche
         task = create_hooked(client, receiver, path)
         client.wait_status(task["id"], "success")
         wait_until(lambda: any(f[b"task_id"].decode() == task["id"] and f[b"status"] == b"success"
-                               for _, f in wh_redis.xrange(STREAM)), 5, message="the success event on the stream")
-        wh_redis.delete(STREAM)  # Redis lost the stream (and the consumer group with it)
+                               for _, f in store.redis.xrange(STREAM)), 5, message="the success event on the stream")
+        store.redis.delete(STREAM)  # Redis lost the stream (and the consumer group with it)
     finally:
         svc.proc.send_signal(signal.SIGCONT)
 
@@ -106,7 +106,7 @@ def test_reconciliation_records_deliveries_whose_stream_event_was_lost(dispatche
     assert row.event_id is None  # recorded by the reconciliation, not from the stream
     assert row.occurred_at == db.task_row(task["id"]).completed_at
     # The running dispatcher met NOGROUP and recreated its group.
-    wait_until(lambda: wh_redis.exists(STREAM) and any(g["name"] == b"dispatcher" for g in wh_redis.xinfo_groups(STREAM)),
+    wait_until(lambda: store.redis.exists(STREAM) and any(g["name"] == b"dispatcher" for g in store.redis.xinfo_groups(STREAM)),
                5, message="the consumer group to be recreated")
     settle(1.5)  # a few more reconciliation rounds: still exactly one
     assert len(receiver.requests(path)) == 1 and len(deliveries(client, task["id"])) == 1

@@ -19,23 +19,13 @@ CLIENT_BUFFER = "32"
 
 
 @pytest.fixture(scope="package")
-def nf_store(own_store):
+def store(own_store):
     return own_store(DATABASE_NAME, REDIS_DB, "notifier-tests")
 
 
 @pytest.fixture(scope="package")
-def nf_settings(nf_store):
-    return nf_store.settings
-
-
-@pytest.fixture(scope="package")
-def nf_redis(nf_store):
-    return nf_store.redis
-
-
-@pytest.fixture(scope="package")
-def stack(nf_store, tmp_path_factory):
-    env = nf_store.process_env(NOTIFIER_CLIENT_BUFFER=CLIENT_BUFFER, WEBHOOK_ALLOW_PRIVATE_NETWORKS="true")
+def stack(store, tmp_path_factory):
+    env = store.process_env(NOTIFIER_CLIENT_BUFFER=CLIENT_BUFFER, WEBHOOK_ALLOW_PRIVATE_NETWORKS="true")
     system = Stack(tmp_path_factory.mktemp("notifier-logs"), env)
 
     def start():

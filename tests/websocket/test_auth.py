@@ -22,8 +22,8 @@ def test_missing_token_is_401(notifier):
 
 
 @pytest.mark.parametrize("case", ["garbage", "wrong-secret", "expired", "not-access", "alg-none"])
-def test_bad_tokens_are_401(notifier, user, nf_settings, case):
-    secret = nf_settings.jwt_secret_key
+def test_bad_tokens_are_401(notifier, user, store, case):
+    secret = store.settings.jwt_secret_key
     token = {
         "garbage": "not-a-jwt",
         "wrong-secret": forged("some-other-secret-that-is-long-enough-0123", sub=str(user.user_id)),

@@ -26,11 +26,11 @@ def test_health_and_metrics(notifier, user):
     assert metric_value(text, "taskqueue_notifier_connections") >= 1
 
 
-def test_replicas_each_serve_their_clients_and_sigterm_closes_with_1001(stack, user, nf_redis):
+def test_replicas_each_serve_their_clients_and_sigterm_closes_with_1001(stack, user, store):
     replica = stack.start_notifier()
     replica.wait_healthy(timeout=20)
     with open_feed(stack.notifier, user) as first, open_feed(replica, user) as second:
-        nf_redis.xadd(STREAM, synthetic_event(20_000_001, user.user_id))
+        store.redis.xadd(STREAM, synthetic_event(20_000_001, user.user_id))
         for ws in (first, second):
             assert collect(ws, lambda got: len(got) == 1)[0]["event_id"] == 20_000_001
 
@@ -38,5 +38,5 @@ def test_replicas_each_serve_their_clients_and_sigterm_closes_with_1001(stack, u
         assert close_code(second, timeout=10) == 1001
         assert replica.proc.wait(timeout=10) == 0
         # The other replica is unaffected.
-        nf_redis.xadd(STREAM, synthetic_event(20_000_002, user.user_id))
+        store.redis.xadd(STREAM, synthetic_event(20_000_002, user.user_id))
         assert collect(first, lambda got: len(got) == 1)[0]["event_id"] == 20_000_002

@@ -18,12 +18,12 @@ GAP = "GAP"
 
 
 @pytest.fixture
-def run(nf_settings):
+def run(store):
     """Runs `scenario(client, key)` on a fresh stream key; deletes the key afterwards."""
 
     def runner(scenario):
         async def main():
-            client = aioredis.Redis.from_url(nf_settings.redis_url)
+            client = aioredis.Redis.from_url(store.settings.redis_url)
             key = f"test:replay:{uuid.uuid4().hex}"
             try:
                 return await scenario(client, key)

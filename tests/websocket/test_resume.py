@@ -19,7 +19,7 @@ def owner_events_after(redis_client, owner_id: int, after: str) -> list[dict]:
     return out
 
 
-def test_resume_after_disconnect_misses_nothing_and_repeats_nothing(notifier, user, other_user, nf_redis):
+def test_resume_after_disconnect_misses_nothing_and_repeats_nothing(notifier, user, other_user, store):
     with open_feed(notifier, user) as ws:
         first = user.create("echo", {"n": 1})["id"]
         before = collect(ws, finished([first]))
@@ -31,9 +31,9 @@ def test_resume_after_disconnect_misses_nothing_and_repeats_nothing(notifier, us
     other_user.create("echo", {"n": 4})
     user.wait_all(missed)
     expected = wait_until(lambda: (lambda ev: ev if len(ev) == 6 else None)(
-        owner_events_after(nf_redis, user.user_id, last_seen)), 10, message="the missed events on the stream")
+        owner_events_after(store.redis, user.user_id, last_seen)), 10, message="the missed events on the stream")
     republished = next(e for e in expected if e["task_id"] == missed[0] and e["status"] == "success")
-    nf_redis.xadd(STREAM, {k: v for k, v in republished.items() if k != "stream_id"})
+    store.redis.xadd(STREAM, {k: v for k, v in republished.items() if k != "stream_id"})
 
     with open_feed(notifier, user, last_event_id=last_seen) as ws:
         replayed = collect(ws, finished(missed))
@@ -64,14 +64,14 @@ def test_resume_on_a_single_task_feed_skips_the_snapshot(notifier, user):
     assert after[0]["event_id"] is not None
 
 
-def test_resume_from_beyond_the_retention_says_so_then_sends_the_snapshot(notifier, user, nf_redis):
+def test_resume_from_beyond_the_retention_says_so_then_sends_the_snapshot(notifier, user, store):
     # The list feed, open before the task exists, receives every event of it (a single-task
     # feed opened later may start from a snapshot that already says "success").
     with open_feed(notifier, user) as ws:
         task = user.create("echo", {"n": 1})
         seen = collect(ws, finished([task["id"]]))
     assert [m["status"] for m in seen] == ["queued", "running", "success"]
-    nf_redis.xtrim(STREAM, maxlen=0, approximate=False)  # retention ran out: every entry is gone
+    store.redis.xtrim(STREAM, maxlen=0, approximate=False)  # retention ran out: every entry is gone
 
     # From an older entry, and from the newest one the stream ever had: nothing was added after
     # it, but once a client's entry is gone the notifier cannot tell what it missed.
@@ -86,15 +86,15 @@ def test_resume_from_beyond_the_retention_says_so_then_sends_the_snapshot(notifi
             assert [m["type"] for m in collect(ws, lambda ms: len(ms) == 1) + quiet(ws, 0.3)] == ["replay_gap"]
 
 
-def test_resume_after_a_trim_says_so_then_sends_what_was_added_since(notifier, user, nf_redis):
+def test_resume_after_a_trim_says_so_then_sends_what_was_added_since(notifier, user, store):
     with open_feed(notifier, user) as ws:
         first = user.create("echo", {"n": 1})["id"]
         last_seen = collect(ws, finished([first]))[-1]["stream_id"]
-    nf_redis.xtrim(STREAM, maxlen=0, approximate=False)
+    store.redis.xtrim(STREAM, maxlen=0, approximate=False)
     later = user.create("echo", {"n": 2})["id"]  # appended after the trim, while disconnected
     user.wait_status(later, "success")
     added = wait_until(lambda: (lambda ev: ev if len(ev) == 3 else None)(
-        owner_events_after(nf_redis, user.user_id, last_seen)), 10, message="the new task's events on the stream")
+        owner_events_after(store.redis, user.user_id, last_seen)), 10, message="the new task's events on the stream")
 
     with open_feed(notifier, user, last_event_id=last_seen) as ws:
         got = collect(ws, lambda ms: finished([later])(ms[1:])) + quiet(ws, 0.3)

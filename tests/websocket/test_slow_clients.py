@@ -26,7 +26,7 @@ def stalled_client(notifier, user):
     return connect(feed_url(notifier, token=user.access), sock=sock, max_queue=1, open_timeout=5)
 
 
-def test_stalled_client_is_closed_with_1013_and_others_are_unaffected(notifier, user, nf_redis):
+def test_stalled_client_is_closed_with_1013_and_others_are_unaffected(notifier, user, store):
     slow_before = metric_value(requests.get(notifier.metrics_url, timeout=2).text,
                                "taskqueue_notifier_slow_clients_closed_total")
     received: dict[int, float] = {}
@@ -49,7 +49,7 @@ def test_stalled_client_is_closed_with_1013_and_others_are_unaffected(notifier, 
         event_id = 10_000_000
         while not slow_closed():
             assert event_id < 10_000_000 + MAX_EVENTS, "the stalled client was never closed"
-            pipe = nf_redis.pipeline()
+            pipe = store.redis.pipeline()
             for _ in range(50):
                 event_id += 1
                 pipe.xadd(STREAM, synthetic_event(event_id, user.user_id, result=BIG_RESULT))
@@ -65,6 +65,6 @@ def test_stalled_client_is_closed_with_1013_and_others_are_unaffected(notifier, 
         lags = sorted(received[e] - published[e] for e in published)
         assert lags[-1] < 2.0, f"slowest delivery to the normal client took {lags[-1]:.2f}s"
         probe_at = time.monotonic()
-        nf_redis.xadd(STREAM, synthetic_event(event_id + 1, user.user_id))
+        store.redis.xadd(STREAM, synthetic_event(event_id + 1, user.user_id))
         wait_until(lambda: event_id + 1 in received, 2, message="a fresh event after the stall")
         assert received[event_id + 1] - probe_at < 0.5

@@ -17,6 +17,7 @@ from .auth import bp as auth_bp
 from .auth import tokens
 from .dead_letters import bp as dead_letters_bp
 from .extensions import db, jwt
+from .openapi import docs
 from .runtime import Runtime
 from .schedules import bp as schedules_bp
 from .tasks import bp as tasks_bp
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             autocommit=writes,
         )
 
-    for blueprint in (health.bp, auth_bp, tasks_bp, webhooks_bp, dead_letters_bp, schedules_bp):
+    for blueprint in (health.bp, auth_bp, tasks_bp, webhooks_bp, dead_letters_bp, schedules_bp, docs.bp):
         app.register_blueprint(blueprint)
     init_admin(app, settings)  # /admin/: staff dashboard (session login, CSRF on its forms only)
     metrics.init_app(app)  # /metrics (aggregated across gunicorn workers); first, so it also times 429s

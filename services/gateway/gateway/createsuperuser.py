@@ -28,9 +28,10 @@ from shared.models import User
 from shared.settings import Settings
 
 from .auth import passwords
-from .auth.routes import USERNAME_RE
+from .auth.schemas import USERNAME_FORMAT, USERNAME_RE
 from .errors import ValidationError
-from .validation import Fields
+from .openapi.body import Body
+from .openapi.fields import Email, String
 
 ENV_PREFIX = "TASKQUEUE_SUPERUSER_"
 
@@ -46,18 +47,9 @@ def create_or_upgrade(session: Session, username: str, email: str | None, passwo
     """Create the staff user, or make the existing one active staff (updating email/password
     when given). Raises ValidationError (with per-field messages) on bad input."""
     existing = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    f = Fields({"username": username or None, "email": email or None, "password": password or None})
-    f.string("username", required=True, max_len=150, blank=False)
-    if username and not USERNAME_RE.match(username):
-        f.fail("username", "Enter a valid username: letters, digits and @/./+/-/_ only.")
-    f.email("email", required=existing is None)
-    if existing is None or password:
-        f.string("password", required=True, max_len=passwords.MAX_LENGTH, min_len=passwords.MIN_LENGTH)
-    if existing is None and username:
-        clash = session.execute(select(User.id).where(func.lower(User.username) == username.lower())).first()
-        if clash:
-            f.fail("username", "A user with that username (in another letter case) already exists.")
-    f.finish()
+    _form(session, creating=existing is None, with_password=existing is None or bool(password)).read(
+        {"username": username or None, "email": email or None, "password": password or None}
+    )
     user = existing or User(username=username, first_name="", last_name="")
     if email:
         user.email = email
@@ -68,6 +60,27 @@ def create_or_upgrade(session: Session, username: str, email: str | None, passwo
     session.add(user)
     session.commit()
     return Outcome(user.id, user.username, existing is None)
+
+
+def _form(session: Session, creating: bool, with_password: bool) -> Body:
+    """The command's input as a body: email and password are optional when upgrading an
+    existing user, and a new username may not clash with another in any letter case."""
+
+    def username_problem(username: str, _reader) -> str | None:
+        if not USERNAME_RE.match(username):
+            return USERNAME_FORMAT
+        clash = select(User.id).where(func.lower(User.username) == username.lower())
+        if creating and session.execute(clash).first():
+            return "A user with that username (in another letter case) already exists."
+        return None
+
+    fields = {
+        "username": String(required=True, max_len=150, blank=False, check=username_problem),
+        "email": Email(required=creating),
+    }
+    if with_password:
+        fields["password"] = String(required=True, max_len=passwords.MAX_LENGTH, min_len=passwords.MIN_LENGTH)
+    return Body(fields)
 
 
 def _ask(label: str, secret: bool = False) -> str:

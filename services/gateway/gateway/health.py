@@ -3,17 +3,21 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from .extensions import db
+from .openapi.operations import operation
+from .openapi.responses import ref
 from .runtime import get_runtime
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@operation("Liveness: the process answers", auth=False, ok={200: ref("Alive")})
 def healthz():
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@operation("Readiness: Postgres and Redis reachable", auth=False, ok={200: ref("Ready"), 503: ref("NotReady")})
 def readyz():
     checks = {}
     try:

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import re
-
 from flask import jsonify
-from flask_jwt_extended import get_jwt, get_jwt_identity, jwt_required
-from sqlalchemy import func, select
+from flask_jwt_extended import get_jwt, get_jwt_identity
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shared.models import User
@@ -12,10 +10,11 @@ from shared.models import User
 from .. import serializers
 from ..errors import ApiError, ValidationError
 from ..extensions import db
-from ..validation import Fields, json_body
+from ..openapi.operations import operation
+from ..openapi.responses import ref
+from ..validation import json_body
 from . import bp, passwords, tokens
-
-USERNAME_RE = re.compile(r"^[\w.@+-]+$")
+from .schemas import CHANGE_PASSWORD, LOGIN, LOGOUT, PROFILE, REFRESH, REGISTER, VERIFY
 
 
 def current_user() -> User:
@@ -25,43 +24,16 @@ def current_user() -> User:
     return user
 
 
-def _check_username(f: Fields, username: str, exclude_id: int | None = None) -> None:
-    if not username:
-        return
-    if not USERNAME_RE.match(username):
-        f.fail("username", "Enter a valid username: letters, digits and @/./+/-/_ only.")
-        return
-    taken = select(User.id).where(func.lower(User.username) == username.lower())
-    if exclude_id is not None:
-        taken = taken.where(User.id != exclude_id)
-    if db.session.execute(taken).first():
-        f.fail("username", "A user with that username already exists.")
-
-
-def _new_password(f: Fields, name: str, confirm_name: str) -> str:
-    password = f.string(name, required=True, max_len=passwords.MAX_LENGTH, min_len=passwords.MIN_LENGTH)
-    confirm = f.string(confirm_name, required=True, max_len=passwords.MAX_LENGTH)
-    if password and confirm and password != confirm:
-        f.fail(confirm_name, "Passwords do not match.")
-    return password
-
-
 @bp.post("/register/")
+@operation("Create an account (and a token pair)", auth=False, body=REGISTER, ok={201: ref("Registered")})
 def register():
-    f = Fields(json_body())
-    username = f.string("username", required=True, max_len=150, blank=False)
-    email = f.email("email", required=True)
-    password = _new_password(f, "password", "password_confirm")
-    first_name = f.string("first_name", max_len=150)
-    last_name = f.string("last_name", max_len=150)
-    _check_username(f, username)
-    f.finish()
+    values = REGISTER.read(json_body())
     user = User(
-        username=username,
-        email=email,
-        password_hash=passwords.hash_password(password),
-        first_name=first_name,
-        last_name=last_name,
+        username=values["username"],
+        email=values["email"],
+        password_hash=passwords.hash_password(values["password"]),
+        first_name=values["first_name"],
+        last_name=values["last_name"],
         is_staff=False,
         is_active=True,
     )
@@ -76,11 +48,10 @@ def register():
 
 
 @bp.post("/token/")
+@operation("Log in: a token pair", auth=False, body=LOGIN, ok={200: ref("Login")}, errors=(401,))
 def token():
-    f = Fields(json_body())
-    username = f.string("username", required=True, max_len=150)
-    password = f.string("password", required=True, max_len=passwords.MAX_LENGTH)
-    f.finish()
+    values = LOGIN.read(json_body())
+    username, password = values["username"], values["password"]
     user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if not passwords.verify_password(user.password_hash if user else None, password) or not user.is_active:
         raise ApiError(401, "No active account found with the given credentials.")
@@ -89,9 +60,10 @@ def token():
 
 
 @bp.post("/token/refresh/")
+@operation("A new token pair; the presented refresh token is spent", auth=False, body=REFRESH,
+           ok={200: ref("TokenPair")}, errors=(401,))
 def refresh():
-    body = json_body()
-    claims = tokens.decode_refresh(body.get("refresh"))
+    claims = tokens.decode_refresh(REFRESH.read(json_body())["refresh"])
     user = db.session.get(User, int(claims["sub"]))
     if user is None or not user.is_active:
         raise ApiError(401, "Token is invalid or expired.")
@@ -102,8 +74,9 @@ def refresh():
 
 
 @bp.post("/token/verify/")
+@operation("Check a token", auth=False, body=VERIFY, ok={200: ref("Empty")}, errors=(401,))
 def verify():
-    claims = tokens.decode_any(json_body().get("token"))
+    claims = tokens.decode_any(VERIFY.read(json_body())["token"])
     spent = claims.get("type") == "refresh" and tokens.is_revoked(claims["jti"])
     if spent or not tokens.is_live(claims):
         raise ApiError(401, "Token is invalid or expired.")
@@ -111,13 +84,10 @@ def verify():
 
 
 @bp.post("/logout/")
-@jwt_required()
+@operation("Log out: revoke the refresh token", body=LOGOUT, ok={200: ref("Message")})
 def logout():
     current_user()  # 401 for a deleted or deactivated user (their revoked_tokens row could not exist)
-    body = json_body()
-    if not body.get("refresh"):
-        raise ValidationError({"refresh": ["This field is required."]})
-    claims = tokens.decode_any(body["refresh"])
+    claims = tokens.decode_any(LOGOUT.read(json_body())["refresh"])
     if claims.get("type") != "refresh" or claims.get("sub") != get_jwt_identity():
         raise ApiError(400, "Invalid refresh token.")
     tokens.end_session(claims)  # its access tokens too, not only this refresh token
@@ -126,26 +96,16 @@ def logout():
 
 
 @bp.get("/profile/")
-@jwt_required()
+@operation("The caller's profile", ok={200: ref("User")})
 def profile():
     return jsonify(serializers.user(current_user()))
 
 
 @bp.route("/profile/", methods=["PATCH", "PUT"])
-@jwt_required()
+@operation("Change the caller's profile (only the fields given)", body=PROFILE, partial=True, ok={200: ref("User")})
 def update_profile():
     user = current_user()
-    f = Fields(json_body())
-    changes = {}
-    if f.present("username"):
-        changes["username"] = f.string("username", max_len=150, blank=False)
-        _check_username(f, changes["username"], exclude_id=user.id)
-    if f.present("email"):
-        changes["email"] = f.email("email", required=True)
-    for name in ("first_name", "last_name"):
-        if f.present(name):
-            changes[name] = f.string(name, max_len=150)
-    f.finish()
+    changes = PROFILE.read(json_body(), partial=True, user_id=user.id)
     for name, value in changes.items():
         setattr(user, name, value)
     db.session.commit()
@@ -153,15 +113,10 @@ def update_profile():
 
 
 @bp.post("/change-password/")
-@jwt_required()
+@operation("Change the caller's password", body=CHANGE_PASSWORD, ok={200: ref("Message")})
 def change_password():
     user = current_user()
-    f = Fields(json_body())
-    old = f.string("old_password", required=True, max_len=passwords.MAX_LENGTH)
-    new = _new_password(f, "new_password", "new_password_confirm")
-    if old and not passwords.verify_password(user.password_hash, old):
-        f.fail("old_password", "Old password is incorrect.")
-    f.finish()
+    new = CHANGE_PASSWORD.read(json_body(), user=user)["new_password"]
     user.password_hash = passwords.hash_password(new)
     # Every other session ends now (their tokens carry an older generation); this one stays.
     user.token_generation = (user.token_generation or 0) + 1

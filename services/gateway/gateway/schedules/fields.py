@@ -1,6 +1,6 @@
 """Validation of a schedule: its timing (cron or interval, time zone, misfire policy) and its
-task template, read by the task readers of POST /tasks/ (`read_template_fields`), so a fire
-creates exactly the task that endpoint would have accepted."""
+task template, read by the field specs of POST /tasks/ (`TEMPLATE`), so a fire creates
+exactly the task that endpoint would have accepted."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -11,14 +11,63 @@ from shared.routing import queue_for_priority
 from shared.task_values import TEMPLATE_FIELDS
 
 from ..errors import ValidationError
+from ..openapi.body import Body, Reader
+from ..openapi.fields import Boolean, Choice, Integer, String
 from ..serializers import iso
-from ..tasks.fields import read_template_fields
-from ..validation import Fields
+from ..tasks.fields import TEMPLATE, default_callback_events
 
 MAX_NAME = 200  # leaves room for " @ <fire time>" in the 255 characters of a task name
 TIMING_FIELDS = ("cron", "interval_seconds", "timezone")
 # Every column a request may set (callback_secret included: write-only, never returned).
 WRITABLE = ("name", "cron", "interval_seconds", "timezone", "misfire_policy", "enabled", *TEMPLATE_FIELDS)
+
+
+def _check_timing(reader: Reader) -> None:
+    """Exactly one of cron and interval_seconds; a cron expression that parses in a known zone.
+    "" means no cron (like null) and an empty timezone means UTC."""
+    values, errors = reader.values, reader.errors
+    cron = values["cron"] if values["cron"] and values["cron"].strip() else None
+    interval = values["interval_seconds"]
+    values["cron"], values["timezone"] = cron, values["timezone"] or "UTC"
+    tz = None
+    if "timezone" not in errors:
+        try:
+            tz = schedules.zone(values["timezone"])
+        except schedules.ScheduleError as exc:
+            reader.fail("timezone", str(exc))
+    if "cron" in errors or "interval_seconds" in errors:
+        return
+    if cron is not None and interval is not None:
+        message = "Give either cron or interval_seconds, not both."
+    elif cron is None and interval is None:
+        message = "Give either cron (5 fields, e.g. \"0 3 * * *\") or interval_seconds."
+    else:
+        message = None
+    if message:
+        reader.fail("cron", message)
+        reader.fail("interval_seconds", message)
+    elif cron is not None:  # checked in UTC when the zone is invalid: both errors at once
+        try:
+            schedules.check_cron(cron, tz or schedules.zone("UTC"), datetime.now(timezone.utc))
+        except schedules.ScheduleError as exc:
+            reader.fail("cron", str(exc))
+
+
+SCHEDULE = Body(
+    {
+        "name": String(required=True, max_len=MAX_NAME, blank=False),
+        **TEMPLATE,
+        "misfire_policy": Choice(schedules.MISFIRE_POLICIES, default=schedules.RUN_ONCE,
+                                 description="run_once: one task for the latest missed fire; skip: none when too late."),
+        "enabled": Boolean(default=True),
+        "cron": String(default=None, max_len=schedules.MAX_CRON_LENGTH,
+                       description="5 fields (crontab semantics) or a macro such as @daily; or give interval_seconds."),
+        "interval_seconds": Integer(default=None, min_value=schedules.MIN_INTERVAL_SECONDS,
+                                    max_value=schedules.MAX_INTERVAL_SECONDS),
+        "timezone": String(default="UTC", max_len=64, description="IANA zone name."),
+    },
+    rules=(default_callback_events, _check_timing),
+)
 
 
 def read_schedule(body: dict, allow_private_networks: bool = False, current: dict | None = None) -> dict[str, Any]:
@@ -27,47 +76,9 @@ def read_schedule(body: dict, allow_private_networks: bool = False, current: dic
     `current` (for updates: the stored schedule as `as_body` gives it) is the schedule being
     replaced; its callback URL, already checked, is not resolved again.
     """
-    f = Fields(body)
-    values: dict[str, Any] = {
-        "name": f.string("name", required=True, max_len=MAX_NAME, blank=False),
-        **read_template_fields(f, allow_private_networks, (current or {}).get("callback_url")),
-        "misfire_policy": f.choice("misfire_policy", schedules.MISFIRE_POLICIES, default=schedules.RUN_ONCE),
-        "enabled": f.boolean("enabled", default=True),
-    }
-    values.update(_read_timing(f))
-    f.finish()
-    return values
-
-
-def _read_timing(f: Fields) -> dict[str, Any]:
-    cron = f.string("cron", default=None, max_len=schedules.MAX_CRON_LENGTH)
-    cron = cron if cron and cron.strip() else None  # "" means no cron, like null
-    interval = f.integer(
-        "interval_seconds", default=None,
-        min_value=schedules.MIN_INTERVAL_SECONDS, max_value=schedules.MAX_INTERVAL_SECONDS,
+    return SCHEDULE.read(
+        body, allow_private_networks=allow_private_networks, trusted_callback_url=(current or {}).get("callback_url")
     )
-    tz_name = f.string("timezone", default="UTC", max_len=64) or "UTC"
-    tz = None
-    if "timezone" not in f.errors:
-        try:
-            tz = schedules.zone(tz_name)
-        except schedules.ScheduleError as exc:
-            f.fail("timezone", str(exc))
-    if "cron" not in f.errors and "interval_seconds" not in f.errors:
-        if cron is not None and interval is not None:
-            message = "Give either cron or interval_seconds, not both."
-            f.fail("cron", message)
-            f.fail("interval_seconds", message)
-        elif cron is None and interval is None:
-            message = "Give either cron (5 fields, e.g. \"0 3 * * *\") or interval_seconds."
-            f.fail("cron", message)
-            f.fail("interval_seconds", message)
-        elif cron is not None:  # checked in UTC when the zone is invalid: both errors at once
-            try:
-                schedules.check_cron(cron, tz or schedules.zone("UTC"), datetime.now(timezone.utc))
-            except schedules.ScheduleError as exc:
-                f.fail("cron", str(exc))
-    return {"cron": cron, "interval_seconds": interval, "timezone": tz_name}
 
 
 def first_run(values: dict[str, Any], now: datetime) -> datetime | None:

@@ -9,25 +9,34 @@ from __future__ import annotations
 
 import uuid
 
-from flask import jsonify, request
-from flask_jwt_extended import get_jwt_identity, jwt_required
+from flask import jsonify
+from flask_jwt_extended import get_jwt_identity
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.models import Schedule
 from shared.task_types import TASK_TYPES
 
-from ..errors import ApiError, ValidationError
+from ..errors import ApiError
 from ..extensions import db
-from ..pagination import envelope, page_params
+from ..openapi import params
+from ..openapi.operations import operation
+from ..openapi.responses import page_of, ref
+from ..pagination import PAGE, envelope
 from ..runtime import get_runtime
 from ..validation import json_body
 from . import bp
-from .fields import TIMING_FIELDS, as_body, first_run, merge_patch, merge_put, read_schedule, to_json
+from .fields import SCHEDULE, TIMING_FIELDS, as_body, first_run, merge_patch, merge_put, read_schedule, to_json
 
 SCHEDULES = Schedule.__table__
 ORDERABLE = {"created_at": SCHEDULES.c.created_at, "name": SCHEDULES.c.name, "next_run_at": SCHEDULES.c.next_run_at}
 FOREIGN_KEY_VIOLATION = "23503"
+LIST = PAGE + params.Query({
+    "enabled": params.Flag(),
+    "task_type": params.Choice(TASK_TYPES),
+    "ordering": params.Ordering(tuple(ORDERABLE), default=[("created_at", True)],
+                                description="Comma-separated; prefix - for descending. Default -created_at."),
+})
 
 
 def owner_id() -> int:
@@ -51,37 +60,27 @@ def _db_now(conn):
     return conn.execute(select(func.now())).scalar()
 
 
-def _filters(owner: int) -> list:
-    args = request.args
+def _filters(owner: int, query: dict) -> list:
     clauses = [SCHEDULES.c.owner_id == owner]
-    flag = args.get("enabled")
-    if flag:
-        if flag.lower() not in ("true", "false", "1", "0"):
-            raise ValidationError({"enabled": ["Must be true or false."]})
-        clauses.append(SCHEDULES.c.enabled.is_(flag.lower() in ("true", "1")))
-    if args.get("task_type"):
-        if args["task_type"] not in TASK_TYPES:
-            raise ValidationError({"task_type": [f"Select a valid choice: {', '.join(TASK_TYPES)}."]})
-        clauses.append(SCHEDULES.c.task_type == args["task_type"])
+    if query["enabled"] is not None:
+        clauses.append(SCHEDULES.c.enabled.is_(query["enabled"]))
+    if query["task_type"] is not None:
+        clauses.append(SCHEDULES.c.task_type == query["task_type"])
     return clauses
 
 
-def _ordering() -> list:
-    order = []
-    for item in filter(None, (s.strip() for s in request.args.get("ordering", "-created_at").split(","))):
-        column = ORDERABLE.get(item.lstrip("-"))
-        if column is None:
-            raise ValidationError({"ordering": [f"Order by one of: {', '.join(ORDERABLE)} (prefix - for descending)."]})
-        order.append(column.desc().nulls_last() if item.startswith("-") else column.asc().nulls_last())
+def _ordering(query: dict) -> list:
+    order = [(ORDERABLE[name].desc() if desc else ORDERABLE[name].asc()).nulls_last() for name, desc in query["ordering"]]
     return order + [SCHEDULES.c.id]
 
 
 @bp.get("/")
-@jwt_required()
+@operation("List the caller's schedules", query=LIST, ok={200: page_of("Schedule")})
 def list_schedules():
-    page, size = page_params()
-    where = _filters(owner_id())
-    order = _ordering()
+    query = LIST.read()
+    page, size = query["page"], query["page_size"]
+    where = _filters(owner_id(), query)
+    order = _ordering(query)
     with db.engine.connect() as conn:
         count = conn.execute(select(func.count()).select_from(SCHEDULES).where(*where)).scalar()
         rows = conn.execute(select(SCHEDULES).where(*where).order_by(*order).limit(size).offset((page - 1) * size)).all()
@@ -89,7 +88,7 @@ def list_schedules():
 
 
 @bp.post("/")
-@jwt_required()
+@operation("Create a recurring schedule", body=SCHEDULE, ok={201: ref("Schedule")})
 def create_schedule():
     owner = owner_id()
     values = read_schedule(json_body(), _allow_private())
@@ -108,7 +107,7 @@ def create_schedule():
 
 
 @bp.get("/<uuid:schedule_id>/")
-@jwt_required()
+@operation("One schedule", ok={200: ref("Schedule")})
 def get_schedule(schedule_id: uuid.UUID):
     with db.engine.connect() as conn:
         row = conn.execute(
@@ -120,13 +119,13 @@ def get_schedule(schedule_id: uuid.UUID):
 
 
 @bp.patch("/<uuid:schedule_id>/")
-@jwt_required()
+@operation("Change some fields of a schedule", body=SCHEDULE, partial=True, ok={200: ref("Schedule")})
 def update_schedule(schedule_id: uuid.UUID):
     return _save(schedule_id, partial=True)
 
 
 @bp.put("/<uuid:schedule_id>/")
-@jwt_required()
+@operation("Replace a schedule (an absent callback_secret is kept)", body=SCHEDULE, ok={200: ref("Schedule")})
 def replace_schedule(schedule_id: uuid.UUID):
     return _save(schedule_id, partial=False)
 
@@ -152,7 +151,7 @@ def _save(schedule_id: uuid.UUID, partial: bool):
 
 
 @bp.delete("/<uuid:schedule_id>/")
-@jwt_required()
+@operation("Delete a schedule", ok={204: None})
 def delete_schedule(schedule_id: uuid.UUID):
     """The schedule and its fire history go; the tasks it created stay."""
     with db.engine.begin() as conn:
@@ -165,7 +164,7 @@ def delete_schedule(schedule_id: uuid.UUID):
 
 
 @bp.post("/<uuid:schedule_id>/pause/")
-@jwt_required()
+@operation("Pause a schedule", ok={200: ref("Schedule")})
 def pause_schedule(schedule_id: uuid.UUID):
     """No fire until resumed (next_run_at becomes null). Pausing a paused schedule is a no-op."""
     with db.engine.begin() as conn:
@@ -180,7 +179,7 @@ def pause_schedule(schedule_id: uuid.UUID):
 
 
 @bp.post("/<uuid:schedule_id>/resume/")
-@jwt_required()
+@operation("Resume a schedule", ok={200: ref("Schedule")}, errors=(400,))
 def resume_schedule(schedule_id: uuid.UUID):
     """Fires again from the next fire time after now: fires that fell while paused are not
     caught up. Resuming an enabled schedule is a no-op."""

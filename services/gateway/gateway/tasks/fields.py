@@ -1,7 +1,7 @@
 """Validation of a new task's fields (the row values they become: shared.task_values).
 
-The task template of a recurring schedule is read by the same readers (`read_template_fields`),
-so a scheduled fire creates exactly the task that POST /tasks/ would have accepted.
+The task template of a recurring schedule is read by the same field specs (`TEMPLATE`), so a
+scheduled fire creates exactly the task that POST /tasks/ would have accepted.
 """
 from __future__ import annotations
 
@@ -12,79 +12,73 @@ from shared.netguard import UnsafeURL, check_url
 from shared.task_types import TASK_TYPES
 from shared.task_values import BLANK, DEFAULTS, row_values  # noqa: F401 - re-exported for the gateway
 
-from ..validation import Fields
+from ..openapi.body import Body, Reader
+from ..openapi.fields import AnyJSON, Choice, DateTime, Integer, Mapping, String, StringList
 
 CALLBACK_EVENTS = webhooks.EVENTS
 MAX_TIMEOUT = 3600
 
 
-def read_task_fields(body: dict, allow_private_networks: bool = False) -> dict[str, Any]:
-    """Validate a create-task body; raises one 400 listing every bad field.
-
-    `allow_private_networks` (settings.webhook_allow_private_networks) lets callback URLs point
-    at loopback/private addresses (local development); otherwise they are refused here.
-    """
-    f = Fields(body)
-    values = {
-        "name": f.string("name", required=True, max_len=255, blank=False),
-        **read_template_fields(f, allow_private_networks),
-        "scheduled_at": f.datetime("scheduled_at"),
-    }
-    f.finish()
-    return values
-
-
-def read_template_fields(
-    f: Fields, allow_private_networks: bool = False, trusted_callback_url: str | None = None
-) -> dict[str, Any]:
-    """Every task field but name and scheduled_at (shared.task_values.TEMPLATE_FIELDS), with
-    their defaults; errors are collected on `f`. `trusted_callback_url` (an already accepted
-    URL, e.g. unchanged by a schedule update) skips the SSRF resolution for that exact URL."""
-    body = f.data
-    return {
-        "task_type": f.choice("task_type", TASK_TYPES, required=True),
-        "payload": body.get("payload") if body.get("payload") is not None else {},
-        "priority": f.integer("priority", default=DEFAULTS["priority"], min_value=-1000, max_value=1000),
-        "max_retries": f.integer("max_retries", default=DEFAULTS["max_retries"], min_value=0, max_value=100),
-        "retry_delay": f.integer("retry_delay", default=DEFAULTS["retry_delay"], min_value=0, max_value=86400),
-        "timeout": f.integer("timeout", default=DEFAULTS["timeout"], min_value=1, max_value=MAX_TIMEOUT),
-        "tags": f.string_list("tags"),
-        "metadata": f.mapping("metadata"),
-        **read_callback_fields(f, allow_private_networks, trusted_callback_url),
-    }
-
-
-def read_callback_fields(
-    f: Fields, allow_private_networks: bool = False, trusted_url: str | None = None
-) -> dict[str, Any]:
-    url = f.string("callback_url", max_len=2048)
-    if url and url != trusted_url:
-        _check_callback_url(f, url, allow_private_networks)
-    headers = f.mapping("callback_headers", max_items=50, values_are_strings=True)
-    problems = [webhooks.header_problem(name, value) for name, value in headers.items()]
-    if any(problems) and "callback_headers" not in f.errors:
-        f.fail("callback_headers", next(p for p in problems if p) + ".")
-    events = f.string_list("callback_events", choices=CALLBACK_EVENTS, max_items=len(CALLBACK_EVENTS))
-    return {
-        "callback_url": url,
-        "callback_headers": headers,
-        "callback_secret": f.string("callback_secret", max_len=255),
-        "callback_events": events or (list(statuses.DEFAULT_CALLBACK_EVENTS) if url else []),
-        "callback_max_attempts": f.integer(
-            "callback_max_attempts", default=DEFAULTS["callback_max_attempts"], min_value=1, max_value=20
-        ),
-    }
-
-
-def _check_callback_url(f: Fields, url: str, allow_private_networks: bool) -> None:
-    """The SSRF guard at creation: http(s) only, and (unless private networks are allowed) no
-    host that is or resolves to a loopback, private, link-local or metadata address. A host
-    that does not resolve is refused too. The dispatcher checks again at every send."""
+def _callback_url_problem(url: str, reader: Reader) -> str | None:
+    """The SSRF guard at creation: http(s) only, and (unless the context allows private
+    networks: settings.webhook_allow_private_networks, for local development) no host that is
+    or resolves to a loopback, private, link-local or metadata address. A host that does not
+    resolve is refused too. The dispatcher checks again at every send. `trusted_callback_url`
+    (an already accepted URL, e.g. unchanged by a schedule update) is not resolved again."""
+    if not url or url == reader.context.get("trusted_callback_url"):
+        return None
     if not url.lower().startswith(("http://", "https://")):
-        f.fail("callback_url", "Enter a valid http(s) URL.")
-        return
+        return "Enter a valid http(s) URL."
     try:
-        check_url(url, allow_private_networks)
+        check_url(url, reader.context.get("allow_private_networks", False))
     except UnsafeURL as exc:
-        f.fail("callback_url", f"Callback URL refused: {exc}.")
+        return f"Callback URL refused: {exc}."
+    return None
 
+
+def _callback_headers_problem(headers: dict, reader: Reader) -> str | None:
+    """Header names must be HTTP tokens, values single-line, and none may override ours."""
+    problem = next((p for p in (webhooks.header_problem(n, v) for n, v in headers.items()) if p), None)
+    return f"{problem}." if problem else None
+
+
+def default_callback_events(reader: Reader) -> None:
+    """A callback URL without callback_events is told about the three terminal events."""
+    values = reader.values
+    if not values["callback_events"] and values["callback_url"]:
+        values["callback_events"] = list(statuses.DEFAULT_CALLBACK_EVENTS)
+
+
+# Every task field but name and scheduled_at (shared.task_values.TEMPLATE_FIELDS): the task
+# template of a recurring schedule is read by the same specs.
+TEMPLATE = {
+    "task_type": Choice(TASK_TYPES, required=True),
+    "payload": AnyJSON(description="Any JSON value; its meaning depends on task_type."),
+    "priority": Integer(default=DEFAULTS["priority"], min_value=-1000, max_value=1000,
+                        description="Queue: >=20 critical, >=10 high, <=1 low, else default."),
+    "max_retries": Integer(default=DEFAULTS["max_retries"], min_value=0, max_value=100),
+    "retry_delay": Integer(default=DEFAULTS["retry_delay"], min_value=0, max_value=86400, description="Seconds."),
+    "timeout": Integer(default=DEFAULTS["timeout"], min_value=1, max_value=MAX_TIMEOUT, description="Seconds."),
+    "tags": StringList(),
+    "metadata": Mapping(),
+    "callback_url": String(max_len=2048, check=_callback_url_problem, description="http(s) URL of a public host."),
+    "callback_headers": Mapping(max_items=50, values_are_strings=True, check=_callback_headers_problem),
+    "callback_events": StringList(choices=CALLBACK_EVENTS, max_items=len(CALLBACK_EVENTS),
+                                  description="Default: the three terminal events when callback_url is set."),
+    "callback_secret": String(max_len=255, description="Write-only: signs the webhook bodies."),
+    "callback_max_attempts": Integer(default=DEFAULTS["callback_max_attempts"], min_value=1, max_value=20),
+}
+
+TASK = Body(
+    {
+        "name": String(required=True, max_len=255, blank=False),
+        **TEMPLATE,
+        "scheduled_at": DateTime(description="ISO 8601 (naive means UTC); in the future makes the task scheduled."),
+    },
+    rules=(default_callback_events,),
+)
+
+
+def read_task_fields(body: dict, allow_private_networks: bool = False) -> dict[str, Any]:
+    """Validate a create-task body; raises one 400 listing every bad field."""
+    return TASK.read(body, allow_private_networks=allow_private_networks)

@@ -3,17 +3,26 @@ from __future__ import annotations
 
 import uuid
 
-from flask import request
 from sqlalchemy import Connection, Row, exists, func, or_, select
 
 from shared import statuses
 from shared.models import DeadLetter, Task
 from shared.task_types import TASK_TYPES
 
-from ..errors import ApiError, ValidationError
+from ..errors import ApiError
+from ..openapi import params
+from ..pagination import PAGE
 
 TASKS = Task.__table__
 ORDERABLE = {"created_at": TASKS.c.created_at, "priority": TASKS.c.priority, "status": TASKS.c.status}
+LIST = PAGE + params.Query({
+    "status": params.Choice(statuses.ALL),
+    "task_type": params.Choice(TASK_TYPES),
+    "priority": params.WholeNumber(),
+    "search": params.Text(max_len=255, description="In the name and the tags (case-insensitive); first 255 characters."),
+    "ordering": params.Ordering(tuple(ORDERABLE), default=[("created_at", True)],
+                                description="Comma-separated; prefix - for descending. Default -created_at."),
+})
 
 
 def get_owned(conn: Connection, task_id: uuid.UUID, owner_id: int) -> Row:
@@ -23,24 +32,13 @@ def get_owned(conn: Connection, task_id: uuid.UUID, owner_id: int) -> Row:
     return row
 
 
-def list_filters(owner_id: int) -> list:
-    """WHERE clauses from the query string: status, task_type, priority, search."""
-    args = request.args
+def list_filters(owner_id: int, query: dict) -> list:
+    """WHERE clauses from the list's parameters (`LIST.read()`): status, task_type, priority, search."""
     clauses = [TASKS.c.owner_id == owner_id]
-    if args.get("status"):
-        if args["status"] not in statuses.ALL:
-            raise ValidationError({"status": [f"Select a valid choice: {', '.join(statuses.ALL)}."]})
-        clauses.append(TASKS.c.status == args["status"])
-    if args.get("task_type"):
-        if args["task_type"] not in TASK_TYPES:
-            raise ValidationError({"task_type": [f"Select a valid choice: {', '.join(TASK_TYPES)}."]})
-        clauses.append(TASKS.c.task_type == args["task_type"])
-    if args.get("priority"):
-        try:
-            clauses.append(TASKS.c.priority == int(args["priority"]))
-        except ValueError:
-            raise ValidationError({"priority": ["Enter a whole number."]}) from None
-    term = args.get("search", "").strip()[:255]
+    for name in ("status", "task_type", "priority"):
+        if query[name] is not None:
+            clauses.append(TASKS.c[name] == query[name])
+    term = query["search"]
     if term:
         pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         tag = func.jsonb_array_elements_text(TASKS.c.tags).table_valued("value").alias("tag")
@@ -48,14 +46,8 @@ def list_filters(owner_id: int) -> list:
     return clauses
 
 
-def ordering() -> list:
-    spec = request.args.get("ordering", "-created_at")
-    order = []
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        column = ORDERABLE.get(item.lstrip("-"))
-        if column is None:
-            raise ValidationError({"ordering": [f"Order by one of: {', '.join(ORDERABLE)} (prefix - for descending)."]})
-        order.append(column.desc() if item.startswith("-") else column.asc())
+def ordering(query: dict) -> list:
+    order = [ORDERABLE[name].desc() if desc else ORDERABLE[name].asc() for name, desc in query["ordering"]]
     return order + [TASKS.c.id]
 
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from flask import jsonify, request
-from flask_jwt_extended import get_jwt_identity, jwt_required
+from flask_jwt_extended import get_jwt_identity
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -14,15 +14,21 @@ from shared.models import Task
 from .. import metrics, serializers
 from ..errors import ApiError
 from ..extensions import db
-from ..pagination import envelope, page_params
+from ..openapi.operations import operation
+from ..openapi.responses import page_of, ref
+from ..pagination import envelope
 from ..runtime import get_runtime
 from ..validation import json_body
 from . import actions, bp, queries
-from .fields import read_task_fields, row_values
+from .fields import TASK, read_task_fields, row_values
 
 TASKS = Task.__table__
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 FOREIGN_KEY_VIOLATION = "23503"  # Postgres SQLSTATE
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
+    "description": "Replays the task first created with this key by the caller in the last 24 h.",
+}
 
 
 def owner_id() -> int:
@@ -30,7 +36,7 @@ def owner_id() -> int:
 
 
 @bp.post("/")
-@jwt_required()
+@operation("Create a task", body=TASK, headers=(IDEMPOTENCY_KEY,), ok={201: ref("Task")})
 def create_task():
     owner = owner_id()
     key = request.headers.get("Idempotency-Key", "").strip() or None
@@ -71,41 +77,42 @@ def _idempotent_original(conn, owner: int, key: str):
 
 
 @bp.get("/")
-@jwt_required()
+@operation("List the caller's tasks", query=queries.LIST, ok={200: page_of("Task")})
 def list_tasks():
-    page, size = page_params()
-    where = queries.list_filters(owner_id())
+    query = queries.LIST.read()
+    page, size = query["page"], query["page_size"]
+    where = queries.list_filters(owner_id(), query)
     with db.engine.connect() as conn:
         count = conn.execute(select(func.count()).select_from(TASKS).where(*where)).scalar()
         rows = conn.execute(
-            select(TASKS).where(*where).order_by(*queries.ordering()).limit(size).offset((page - 1) * size)
+            select(TASKS).where(*where).order_by(*queries.ordering(query)).limit(size).offset((page - 1) * size)
         ).all()
     return jsonify(envelope(count, page, size, [serializers.task(r) for r in rows]))
 
 
 @bp.get("/stats/")
-@jwt_required()
+@operation("Counts of the caller's tasks per status", ok={200: ref("TaskStats")})
 def task_stats():
     with db.engine.connect() as conn:
         return jsonify(queries.stats(conn, owner_id()))
 
 
 @bp.get("/<uuid:task_id>/")
-@jwt_required()
+@operation("One task", ok={200: ref("Task")})
 def get_task(task_id: uuid.UUID):
     with db.engine.connect() as conn:
         return jsonify(serializers.task(queries.get_owned(conn, task_id, owner_id())))
 
 
 @bp.post("/<uuid:task_id>/cancel/")
-@jwt_required()
+@operation("Cancel (revoke) a task", ok={200: ref("TaskActionResult")}, errors=(400,))
 def cancel_task(task_id: uuid.UUID):
     row = actions.cancel(task_id, owner_id())
     return jsonify({**serializers.task(row), "message": "Task cancelled."})
 
 
 @bp.post("/<uuid:task_id>/retry/")
-@jwt_required()
+@operation("Queue a failed or revoked task again", ok={200: ref("TaskActionResult")}, errors=(400,))
 def retry_task(task_id: uuid.UUID):
     row = actions.retry(task_id, owner_id())
     return jsonify({**serializers.task(row), "message": "Task queued for retry."})

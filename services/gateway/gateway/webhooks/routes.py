@@ -8,56 +8,53 @@ from __future__ import annotations
 
 import uuid
 
-from flask import jsonify, request
-from flask_jwt_extended import get_jwt_identity, jwt_required
+from flask import jsonify
+from flask_jwt_extended import get_jwt_identity
 from sqlalchemy import select
 
 from shared import statuses, transitions, webhooks
 from shared.models import WebhookAttempt
 
 from .. import serializers
-from ..errors import ApiError, ValidationError
+from ..errors import ApiError
 from ..extensions import db
+from ..openapi import params
+from ..openapi.body import Body
+from ..openapi.fields import Choice
+from ..openapi.operations import operation
+from ..openapi.responses import list_of, ref
 from ..runtime import get_runtime
 from ..tasks import queries
-from ..validation import Fields, check_query_args, json_body
+from ..validation import json_body
 from . import actions, bp
 
 DELIVERIES = webhooks.DELIVERIES
 ATTEMPTS = WebhookAttempt.__table__
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+LIST = params.Query({
+    "event": params.Choice(webhooks.EVENTS),
+    "status": params.Choice(webhooks.DELIVERY_STATUSES),
+    "limit": params.WholeNumber(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT),
+})
+TRIGGER = Body({"event": Choice(webhooks.EVENTS, description="Default: the event of the task's terminal status, "
+                                                            "else task.updated.")})
 
 
 def owner_id() -> int:
     return int(get_jwt_identity())
 
 
-def _list_filters() -> tuple[list, int]:
-    """WHERE clauses and LIMIT from the query string: event, status, limit."""
-    check_query_args()
-    args, clauses = request.args, []
-    if args.get("event"):
-        if args["event"] not in webhooks.EVENTS:
-            raise ValidationError({"event": [f"Select a valid choice: {', '.join(webhooks.EVENTS)}."]})
-        clauses.append(DELIVERIES.c.event == args["event"])
-    if args.get("status"):
-        if args["status"] not in webhooks.DELIVERY_STATUSES:
-            raise ValidationError({"status": [f"Select a valid choice: {', '.join(webhooks.DELIVERY_STATUSES)}."]})
-        clauses.append(DELIVERIES.c.status == args["status"])
-    try:
-        limit = int(args.get("limit") or DEFAULT_LIMIT)
-    except ValueError:
-        raise ValidationError({"limit": ["Enter a whole number."]}) from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError({"limit": [f"Ensure this value is between 1 and {MAX_LIMIT}."]})
-    return clauses, limit
+def _list_filters(query: dict) -> list:
+    """WHERE clauses from the list's parameters: event, status."""
+    return [DELIVERIES.c[name] == query[name] for name in ("event", "status") if query[name] is not None]
 
 
 @bp.get("/<uuid:task_id>/webhook-deliveries/")
-@jwt_required()
+@operation("The webhook deliveries of a task, newest first", query=LIST, ok={200: list_of("WebhookDelivery")})
 def list_deliveries(task_id: uuid.UUID):
     owner = owner_id()
-    clauses, limit = _list_filters()
+    query = LIST.read()
+    clauses, limit = _list_filters(query), query["limit"]
     with db.engine.connect() as conn:
         queries.get_owned(conn, task_id, owner)  # 404 for a task that is not the caller's
         rows = conn.execute(
@@ -70,7 +67,7 @@ def list_deliveries(task_id: uuid.UUID):
 
 
 @bp.get("/<uuid:task_id>/webhook-deliveries/<uuid:delivery_id>/")
-@jwt_required()
+@operation("One delivery with its attempts", ok={200: ref("WebhookDeliveryDetail")})
 def get_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
     """One delivery, with `attempt_log`: every HTTP attempt made for it."""
     with db.engine.connect() as conn:
@@ -82,7 +79,7 @@ def get_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
 
 
 @bp.post("/<uuid:task_id>/webhook-deliveries/<uuid:delivery_id>/replay/")
-@jwt_required()
+@operation("Send a delivery again (a new delivery)", ok={201: ref("WebhookDelivery")})
 def replay_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
     """A new delivery of the same body to the same URL (new id, so a new `webhook-id`)."""
     row = actions.replay(task_id, delivery_id, owner_id())
@@ -90,7 +87,7 @@ def replay_delivery(task_id: uuid.UUID, delivery_id: uuid.UUID):
 
 
 @bp.post("/<uuid:task_id>/trigger_webhook/")
-@jwt_required()
+@operation("Record a webhook event for the task now (debugging)", body=TRIGGER, ok={200: ref("WebhookTriggered")})
 def trigger_webhook(task_id: uuid.UUID):
     """Record a webhook event for the task now (debugging), as the reference does.
 
@@ -100,9 +97,7 @@ def trigger_webhook(task_id: uuid.UUID):
     returned, and the dispatcher finds it by event id instead of recording a second one.
     """
     owner = owner_id()
-    f = Fields(json_body())
-    event = f.choice("event", webhooks.EVENTS)
-    f.finish()
+    event = TRIGGER.read(json_body())["event"]
     with db.engine.begin() as conn:
         task = queries.get_owned(conn, task_id, owner)
         event = event or statuses.WEBHOOK_EVENTS.get(task.status, statuses.MANUAL_WEBHOOK_EVENT)

@@ -1,0 +1,1 @@
+"""Schemathesis fuzzing of the running gateway against its own OpenAPI document."""
