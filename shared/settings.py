@@ -74,6 +74,11 @@ class Settings:
     ratelimit_trusted_proxies: int
     ratelimit_storage_url: str
     scheduler_gauges_seconds: float
+    retention_interval_seconds: float
+    retention_batch_size: int
+    retention_tasks_days: float
+    retention_dead_letters_days: float
+    retention_deliveries_days: float
 
     @property
     def production(self) -> bool:
@@ -147,6 +152,14 @@ class Settings:
             ratelimit_storage_url=_env("RATELIMIT_STORAGE_URL", ""),  # empty: REDIS_URL
             # How often the scheduler refreshes its queue-depth and tasks-per-status gauges.
             scheduler_gauges_seconds=float(_env("SCHEDULER_GAUGES_SECONDS", "15")),
+            # Retention (the scheduler's apply_retention job): how often it runs (0: never), rows per
+            # delete batch, and how many days (fractions allowed; 0 keeps forever) finished tasks,
+            # dead letters and finished webhook deliveries are kept. See scheduler/retention.py.
+            retention_interval_seconds=float(_env("RETENTION_INTERVAL_SECONDS", "60")),
+            retention_batch_size=int(_env("RETENTION_BATCH_SIZE", "1000")),
+            retention_tasks_days=float(_env("RETENTION_TASKS_DAYS", "30")),
+            retention_dead_letters_days=float(_env("RETENTION_DEAD_LETTERS_DAYS", "0")),
+            retention_deliveries_days=float(_env("RETENTION_DELIVERIES_DAYS", "30")),
         )
 
     def redacted(self) -> dict:

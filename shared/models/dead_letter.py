@@ -26,7 +26,7 @@ class DeadLetter(Base):
     error_message: Mapped[str] = mapped_column(Text, server_default="")
     traceback: Mapped[str] = mapped_column(Text, server_default="")
     retry_count: Mapped[int] = mapped_column(Integer, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
     reprocessed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     reprocessed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
     reprocessed_task_id: Mapped[Optional[uuid.UUID]] = mapped_column(UUID(as_uuid=True), nullable=True)

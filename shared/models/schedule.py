@@ -83,7 +83,8 @@ class ScheduleFire(Base):
     database's and lands on a fire already run, or a manual edit -- and it costs nothing on
     the hot `tasks` table: no new columns in every task insert, no change to the prepared
     create statement shared by every producer, no index maintained for the 99% of tasks that
-    no schedule created. It also keeps each schedule's fire history.
+    no schedule created. It also keeps each schedule's fire history (trimmed by the scheduler's
+    retention job, never sooner than a day).
 
     The fire row is inserted first (ON CONFLICT DO NOTHING): a fire already recorded creates
     no task at all. Rows go with their schedule.
@@ -94,6 +95,6 @@ class ScheduleFire(Base):
     schedule_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True
     )
-    fire_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    fire_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True, index=True)  # retention
     task_id: Mapped[Optional[uuid.UUID]] = mapped_column(UUID(as_uuid=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

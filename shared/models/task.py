@@ -64,6 +64,8 @@ class Task(Base):
         Index("ix_tasks_lease", "lease_expires_at", postgresql_where=text("status = 'running'")),
         # The webhook reconciliation scans recently finished tasks that have a callback.
         Index("ix_tasks_callback_completed", "completed_at", postgresql_where=text("callback_url <> ''")),
+        # Retention deletes finished tasks oldest first (migration 0005).
+        Index("ix_tasks_finished", "completed_at", postgresql_where=text("status IN ('success', 'failure', 'revoked')")),
         Index(
             "uq_tasks_owner_idempotency",
             "owner_id",

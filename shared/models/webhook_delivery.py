@@ -65,4 +65,6 @@ class WebhookDelivery(Base):
         ),
         # The dispatcher's due query only touches pending rows.
         Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        # Retention deletes finished deliveries oldest first (migration 0005).
+        Index("ix_webhook_deliveries_finished", "queued_at", postgresql_where=text("status <> 'pending'")),
     )

@@ -20,6 +20,7 @@ from shared.settings import Settings
 from . import metrics
 from .gauges import Gauges
 from .jobs import Jobs
+from .retention import Retention
 
 log = logging.getLogger("scheduler")
 
@@ -63,6 +64,8 @@ def main(argv=None) -> None:
         "refresh_gauges": (gauges.refresh, settings.scheduler_gauges_seconds),  # queue depths, status counts
         "fire_schedules": (jobs.fire_schedules, settings.schedules_interval_ms / 1000),
     }
+    if settings.retention_interval_seconds > 0:  # deletes old finished rows (see retention.py)
+        schedule["apply_retention"] = (Retention(engine, settings).run, settings.retention_interval_seconds)
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(len(schedule))}, timezone="UTC")
     for name, (fn, seconds) in schedule.items():
         scheduler.add_job(guarded(name, fn, beats), "interval", seconds=seconds, id=name,

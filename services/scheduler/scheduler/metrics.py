@@ -28,3 +28,6 @@ SCHEDULE_MISFIRES = Counter(
     ["policy"],
 )
 SCHEDULE_ERRORS = Counter("taskqueue_scheduler_schedule_errors_total", "Schedule fires that could not create their task")
+RETENTION_DELETED = Counter(
+    "taskqueue_scheduler_retention_deleted_total", "Rows deleted by the retention job (retention.py), per table", ["table"]
+)
