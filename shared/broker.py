@@ -27,6 +27,10 @@ from .routing import QUEUES, actor_name
 NAMESPACE = "dramatiq"
 DOORBELL_DEPTH = 32  # rings kept for consumers that are busy when they arrive
 BUSY_WAIT_S = 0.01  # a consumer with messages in flight comes back this often to send their acks
+# A worker none of whose consumers called Redis for this long is dead (Dramatiq's default: 60 s).
+# Live consumers call it at least every second (the idle wait), so this leaves a wide margin; a
+# live worker taken for dead only gets a duplicate message, which its claim turns away.
+DEAD_WORKER_MS = 15_000
 
 
 def queue_key(queue: str) -> str:
@@ -77,6 +81,23 @@ class TaskBroker(RedisBroker):
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 1000) -> DoorbellConsumer:
         return DoorbellConsumer(self, queue_name, prefetch, self.idle_wait_s)
 
+    def requeue_dead_workers(self) -> None:
+        """Put the messages that dead workers fetched but never acknowledged back on their queues.
+
+        A worker prefetches messages (moves them to its ack set) before claiming their tasks; if
+        it is killed, its tasks stay `queued` and their messages still exist, so the scheduler's
+        lost-message sweep leaves them alone. Dramatiq's own maintenance moves them back, but only
+        on a random 0.1% of its Redis calls: minutes on a quiet queue. The scheduler calls this
+        every few seconds instead (each `qsize` call runs that maintenance, see below).
+        """
+        for queue in QUEUES:
+            self.do_qsize(queue)
+
+    def _should_do_maintenance(self, command: str) -> int:
+        # `qsize` is read-only and used by nothing on the hot path (Dramatiq's join, our
+        # requeue_dead_workers): make it the call that always runs maintenance.
+        return 1 if command == "qsize" else super()._should_do_maintenance(command)
+
     def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
         if delay is not None:
             raise ValueError("delayed tasks wait in Postgres (scheduled_at), not in Redis")
@@ -88,8 +109,12 @@ class TaskBroker(RedisBroker):
 
 
 def make_broker(redis_url: str, middleware: list | None = None, idle_wait_ms: int = 1000) -> TaskBroker:
-    broker = TaskBroker(url=redis_url, namespace=NAMESPACE, middleware=middleware or [])
-    broker.idle_wait_s = max(0.01, idle_wait_ms / 1000)
+    idle_wait_s = max(0.01, idle_wait_ms / 1000)
+    # A socket timeout, so a Redis that stops answering raises instead of hanging a consumer or
+    # the scheduler's sweep forever; longer than the doorbell wait, which blocks on purpose.
+    client = redis.Redis.from_url(redis_url, socket_timeout=idle_wait_s + 5, socket_connect_timeout=2)
+    broker = TaskBroker(client=client, namespace=NAMESPACE, middleware=middleware or [], heartbeat_timeout=DEAD_WORKER_MS)
+    broker.idle_wait_s = idle_wait_s
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker

@@ -12,7 +12,7 @@ import redis
 from sqlalchemy import Engine, and_, func, or_, select, text, update
 
 from shared import events, statuses, transitions
-from shared.broker import enqueue_task, missing_messages
+from shared.broker import TaskBroker, enqueue_task, make_broker, missing_messages
 from shared.handoff import Handoff
 from shared.models import Task
 from shared.settings import Settings
@@ -32,6 +32,7 @@ class Jobs:
     redis: redis.Redis
     handoff: Handoff
     sweep_cursor: tuple = field(default=None)
+    broker: TaskBroker | None = field(default=None)  # made on first use (requeue_dead_workers)
 
     def release_due(self) -> int:
         """Move due `scheduled`/`retry` tasks to `queued` and send them, batch after batch."""
@@ -62,8 +63,12 @@ class Jobs:
         """Re-send `queued` tasks whose Dramatiq message is gone (Redis restart, crash before send).
 
         Walks the queued tasks older than LOST_MESSAGE_AFTER_SECONDS with a keyset cursor,
-        one batch per run, asking Redis which messages still exist.
+        one batch per run, asking Redis which messages still exist. First, messages that a
+        worker fetched but never acknowledged before it died go back on their queues.
         """
+        if self.broker is None:
+            self.broker = make_broker(self.settings.redis_url)
+        self.broker.requeue_dead_workers()
         with self.engine.begin() as conn:
             if not conn.execute(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK))).scalar():
                 return 0  # another replica is sweeping
