@@ -84,7 +84,7 @@ def verify():
 
 
 @bp.post("/logout/")
-@operation("Log out: revoke the refresh token", body=LOGOUT, ok={200: ref("Message")})
+@operation("Log out: end the session of this refresh token (its access tokens too)", body=LOGOUT, ok={200: ref("Message")})
 def logout():
     current_user()  # 401 for a deleted or deactivated user (their revoked_tokens row could not exist)
     claims = tokens.decode_any(LOGOUT.read(json_body())["refresh"])
