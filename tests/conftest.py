@@ -30,22 +30,10 @@ def settings():
 
 
 def recreate_test_database(database_url: str) -> None:
-    """Start every session from an empty database migrated from scratch (tests own it).
+    """Start every session from an empty database migrated from scratch (tests own it)."""
+    from support.databases import drop_database
 
-    Refuses any database whose name does not say it is for tests.
-    """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from shared.db import sqlalchemy_url
-
-    url = make_url(sqlalchemy_url(database_url))
-    if "test" not in (url.database or ""):
-        raise RuntimeError(f"refusing to recreate {url.database!r}: test database names contain 'test'")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(database_url, "test")
 
 
 @pytest.fixture(scope="session")

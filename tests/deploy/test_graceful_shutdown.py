@@ -101,14 +101,9 @@ def redis_client():
 @pytest.fixture
 def clean(engine, redis_client):
     """Each test starts from empty tables and an empty Redis db (no leftovers run into it)."""
-    from sqlalchemy import text
+    from support.databases import empty_everything
 
-    with engine.begin() as conn:
-        tables = conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )).scalars().all()
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    redis_client.flushdb()
+    empty_everything(engine, redis_client)
 
 
 @pytest.fixture

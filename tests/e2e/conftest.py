@@ -12,18 +12,9 @@ every service log is attached to its report.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from support.databases import empty_everything
 
-from .e2e_helpers import Client, Db, EventLog, Store, System, running
-
-
-def empty_everything(engine, redis_client) -> None:
-    with engine.begin() as conn:
-        tables = conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )).scalars().all()
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    redis_client.flushdb()
+from .e2e_helpers import FAST_RECOVERY, Client, Db, EventLog, Store, System, running
 
 
 @pytest.fixture(scope="package")
@@ -36,8 +27,7 @@ def system(settings, engine, redis_client, tmp_path_factory):
     """
     empty_everything(engine, redis_client)
     env = Store(settings, engine, redis_client).process_env(
-        TASK_LEASE_SECONDS="3", WORKER_HEARTBEAT_SECONDS="0.5", LOST_MESSAGE_AFTER_SECONDS="2",
-        WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
+        **FAST_RECOVERY, WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
     )
     sysm = System(tmp_path_factory.mktemp("e2e-logs"), env)
 

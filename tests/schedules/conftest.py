@@ -9,7 +9,7 @@ Tests stop and restart the schedulers through `system` (see `restart_schedulers`
 from __future__ import annotations
 
 import pytest
-from e2e.e2e_helpers import Client, Db, System, running
+from e2e.e2e_helpers import FAST_RECOVERY, Client, Db, System, running
 
 DATABASE_NAME = "taskqueue_schedules_test"
 REDIS_DB = 7
@@ -18,9 +18,7 @@ PROCESS_ENV = {
     "SCHEDULER_SCHEDULES_INTERVAL_MS": "200",
     "SCHEDULE_MISFIRE_GRACE_SECONDS": str(MISFIRE_GRACE_SECONDS),
     "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
-    "TASK_LEASE_SECONDS": "3",
-    "WORKER_HEARTBEAT_SECONDS": "0.5",
-    "LOST_MESSAGE_AFTER_SECONDS": "2",
+    **FAST_RECOVERY,
 }
 
 

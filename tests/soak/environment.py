@@ -12,10 +12,8 @@ import subprocess
 import sys
 
 import redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-
-from shared.db import sqlalchemy_url
+from support.databases import drop_database
 
 DATABASE = "taskqueue_soak"
 REDIS_DB = 12
@@ -38,17 +36,11 @@ def redis_url(db: int = REDIS_DB) -> str:
 
 def recreate_database(url: str) -> None:
     """Drop and re-create the soak database, then migrate it like a deployment does."""
-    parsed = make_url(sqlalchemy_url(url))
-    if "soak" not in (parsed.database or ""):
-        raise RuntimeError(f"refusing to recreate {parsed.database!r}: not a soak database")
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(url, "soak")
     done = subprocess.run([sys.executable, "-m", "shared.migrate"], env={**os.environ, "DATABASE_URL": url},
                           capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"migrating {parsed.database} failed:\n{done.stdout}{done.stderr}")
+        raise RuntimeError(f"migrating {make_url(url).database} failed:\n{done.stdout}{done.stderr}")
 
 
 def empty_redis(url: str) -> None:

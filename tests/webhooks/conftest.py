@@ -11,7 +11,7 @@ The `receiver` answers webhook POSTs on 127.0.0.1 as each test scripts it.
 from __future__ import annotations
 
 import pytest
-from e2e.e2e_helpers import Client, Db, running
+from e2e.e2e_helpers import FAST_RECOVERY, Client, Db, running
 
 from .system import WebhookSystem
 
@@ -26,9 +26,7 @@ PROCESS_ENV = {
     "WEBHOOK_RECONCILE_SECONDS": "1",
     "DISPATCHER_CLAIM_IDLE_SECONDS": "2",
     "DISPATCHER_CONCURRENCY": "8",
-    "TASK_LEASE_SECONDS": "3",
-    "WORKER_HEARTBEAT_SECONDS": "0.5",
-    "LOST_MESSAGE_AFTER_SECONDS": "2",
+    **FAST_RECOVERY,
 }
 
 

@@ -290,23 +290,23 @@ class ReadOnlyModelView(StaffOnly, ModelView):
 
     # ---- running an action over the selected ids
 
-    def _run_action(
-        self,
-        verb: str,
-        ids: list[str],
-        targets: Callable[[list[uuid.UUID]], dict[uuid.UUID, tuple]],
-        perform: Callable[..., Any],
-        noun: str,
-    ) -> None:
-        """Call `perform(*targets[id])` for each id (the API's function, with the owner), then
-        flash what happened. One object's refusal (e.g. a finished task) never stops the rest."""
+    def _targets(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
+        """The arguments of the API's action function for each selected object: (id, owner)."""
+        model = self.model
+        rows = db.session.execute(select(model.id, model.owner_id).where(model.id.in_(ids))).all()
+        return {row.id: (row.id, row.owner_id) for row in rows}
+
+    def _run_action(self, verb: str, ids: list[str], perform: Callable[..., Any], noun: str) -> None:
+        """Call `perform(*self._targets(...)[id])` for each id (the API's function, with the
+        owner), then flash what happened. One object's refusal (e.g. a finished task) never
+        stops the rest."""
         parsed, problems = [], []
         for raw in ids[:MAX_ACTION_IDS]:
             try:
                 parsed.append(uuid.UUID(str(raw)))
             except ValueError:
                 problems.append(f"{raw}: not a valid id")
-        found = targets(parsed) if parsed else {}
+        found = self._targets(parsed) if parsed else {}
         done = []
         for object_id in parsed:
             args = found.get(object_id)
@@ -406,18 +406,13 @@ class TaskView(ReadOnlyModelView):
             offered.append(("retry", "Retry task", "primary", None))
         return offered
 
-    @staticmethod
-    def _owners(ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
-        rows = db.session.execute(select(Task.id, Task.owner_id).where(Task.id.in_(ids))).all()
-        return {row.id: (row.id, row.owner_id) for row in rows}
-
     @action("cancel", "Cancel", "Cancel the selected tasks?")
     def action_cancel(self, ids):
-        self._run_action("cancel", ids, self._owners, task_actions.cancel, "task")
+        self._run_action("cancel", ids, task_actions.cancel, "task")
 
     @action("retry", "Retry", "Retry the selected tasks (failed or revoked ones)?")
     def action_retry(self, ids):
-        self._run_action("retry", ids, self._owners, task_actions.retry, "task")
+        self._run_action("retry", ids, task_actions.retry, "task")
 
 
 class DeadLetterView(ReadOnlyModelView):
@@ -454,14 +449,9 @@ class DeadLetterView(ReadOnlyModelView):
     def detail_actions(self, model):
         return [] if model.reprocessed else [("reprocess", "Reprocess", "primary", None)]
 
-    @staticmethod
-    def _owners(ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
-        rows = db.session.execute(select(DeadLetter.id, DeadLetter.owner_id).where(DeadLetter.id.in_(ids))).all()
-        return {row.id: (row.id, row.owner_id) for row in rows}
-
     @action("reprocess", "Reprocess", "Create a new task from each selected dead letter?")
     def action_reprocess(self, ids):
-        self._run_action("reprocess", ids, self._owners, dead_letter_actions.reprocess, "dead letter")
+        self._run_action("reprocess", ids, dead_letter_actions.reprocess, "dead letter")
 
 
 def attempt_log(view, context, model, name):
@@ -522,8 +512,8 @@ class WebhookDeliveryView(ReadOnlyModelView):
     def detail_actions(self, model):
         return [("replay", "Replay", "primary", "Send this delivery again (a new delivery, same body)?")]
 
-    @staticmethod
-    def _targets(ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
+    def _targets(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
+        """(task id, delivery id, owner): webhook_actions.replay's arguments."""
         rows = db.session.execute(
             select(WebhookDelivery.id, WebhookDelivery.task_id, WebhookDelivery.owner_id).where(WebhookDelivery.id.in_(ids))
         ).all()
@@ -531,7 +521,7 @@ class WebhookDeliveryView(ReadOnlyModelView):
 
     @action("replay", "Replay", "Replay the selected deliveries (new deliveries, same bodies)?")
     def action_replay(self, ids):
-        self._run_action("replay", ids, self._targets, webhook_actions.replay, "delivery")
+        self._run_action("replay", ids, webhook_actions.replay, "delivery")
 
 
 def add_model_views(admin) -> None:
