@@ -141,7 +141,7 @@ class Settings:
             webhook_reconcile_hours=float(_env("WEBHOOK_RECONCILE_HOURS", "24")),
             # Stream entries a dead dispatcher read but never acknowledged are taken over after this.
             dispatcher_claim_idle_seconds=float(_env("DISPATCHER_CLAIM_IDLE_SECONDS", "60")),
-            # Gateway rate limits (flask-limiter, counters in Redis shared by every replica).
+            # Gateway rate limits (fixed windows, counters in Redis shared by every replica).
             # RATELIMIT_DEFAULT: per authenticated user (per client IP when anonymous), over all
             # endpoints; RATELIMIT_AUTH: per client IP on /auth/token/ and /auth/register/ each.
             ratelimit_enabled=_bool(_env("RATELIMIT_ENABLED", "true")),

@@ -17,6 +17,8 @@ from typing import Any
 import jwt
 from sqlalchemy import Connection
 
+from .prepared import Prepared
+
 MAX_TOKEN_LENGTH = 4096  # a real token is a few hundred bytes; refuse to parse anything huge
 ALGORITHMS = ["HS256"]  # pinned: never let the token's header pick the algorithm ("none", RS/HS confusion)
 
@@ -52,16 +54,15 @@ def user_id(claims: dict[str, Any]) -> int:
 
 # One round trip: an unknown or inactive user, a logged-out session or a generation ended by a
 # password change (unless this session made the change) all read as not live.
-SESSION_LIVE = """
+SESSION_LIVE = Prepared("session_live", """
 SELECT u.is_active
    AND (%(gen)s >= u.token_generation OR u.kept_session = %(sid)s)
    AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = %(sid)s)
   FROM users u WHERE u.id = %(user_id)s
-"""
+""", ["live"])
 
 
 def session_is_live(conn: Connection, claims: dict[str, Any]) -> bool:
     """Whether verified claims still belong to a live session (see the module docstring)."""
-    params = {"user_id": int(claims["sub"]), "gen": int(claims.get("gen") or 0), "sid": str(claims["sid"])}
-    row = conn.exec_driver_sql(SESSION_LIVE, params).first()
-    return bool(row and row[0])
+    rows = SESSION_LIVE.run(conn, user_id=int(claims["sub"]), gen=int(claims.get("gen") or 0), sid=str(claims["sid"]))
+    return bool(rows and rows[0].live)

@@ -1,7 +1,7 @@
 """Every task status change, as one SQL statement: a conditional UPDATE plus its outbox row.
 
 Each statement is built once with SQLAlchemy, compiled once, and run as a server-side
-prepared statement (see `_Prepared`). Each returns the changed task rows joined with their
+prepared statement (see `shared.prepared`). Each returns the changed task rows joined with their
 new event (`event_id`, `event_at`, `webhook_event`), or nothing when the guard did not match
 because the task had already moved on: a duplicate message, a late worker or a cancel race
 can never move a task backwards or finish it twice. Callers hand the rows to
@@ -9,16 +9,10 @@ can never move a task backwards or finish it twice. Callers hand the rows to
 """
 from __future__ import annotations
 
-import re
-import uuid
-from collections import namedtuple
 from functools import cache
 from typing import Any, Sequence
 
-import psycopg2
-from psycopg2.extras import Json
 from sqlalchemy import (
-    JSON,
     Connection,
     Interval,
     String,
@@ -31,11 +25,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
-from sqlalchemy.exc import DBAPIError
 
 from . import statuses
 from .models import DeadLetter, Task, TaskEvent
+from .prepared import Prepared
 
 TASKS = Task.__table__
 EVENTS = TaskEvent.__table__
@@ -152,50 +145,9 @@ def _statements() -> dict[str, Any]:
     return s
 
 
-class _Prepared:
-    """A transition compiled once to SQL with $n placeholders, PREPAREd once per connection.
-
-    Executing it skips SQLAlchemy's per-call work and Postgres' parse and plan: on the hot
-    path (three transitions per task) both cost more than the statement itself.
-    """
-
-    def __init__(self, transition: str):
-        compiled = _statements()[transition].compile(dialect=_DIALECT)
-        self.name = f"tq_{transition}"
-        self.order: list[str] = []
-
-        def number(match: re.Match) -> str:
-            if match.group(1) not in self.order:
-                self.order.append(match.group(1))
-            return f"${self.order.index(match.group(1)) + 1}"
-
-        self.sql = _PLACEHOLDER.sub(number, str(compiled))
-        self.defaults = dict(compiled.params)
-        self.json = {compiled.bind_names[b] for b in compiled.binds.values() if isinstance(b.type, (JSON, JSONB))}
-        self.execute_sql = f"EXECUTE {self.name}({', '.join(['%s'] * len(self.order))})" if self.order else f"EXECUTE {self.name}"
-        names = [c.name for c in compiled.statement.selected_columns]
-        self.record = type(self.name, (namedtuple(self.name, names),), {"_mapping": property(lambda r: r._asdict())})
-
-    def values(self, params: dict[str, Any]) -> list:
-        merged = {**self.defaults, **params}
-        out = []
-        for name in self.order:
-            value = merged[name]
-            if name in self.json:
-                value = Json(value)
-            elif isinstance(value, uuid.UUID):
-                value = str(value)
-            out.append(value)
-        return out
-
-
-_DIALECT = psycopg2_dialect()
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-
-
 @cache
-def _prepared(transition: str) -> _Prepared:
-    return _Prepared(transition)
+def _prepared(transition: str) -> Prepared:
+    return Prepared.from_statement(transition, _statements()[transition])
 
 
 def run(conn: Connection, transition: str, /, **params: Any) -> list:
@@ -203,24 +155,7 @@ def run(conn: Connection, transition: str, /, **params: Any) -> list:
 
     Rows have attribute access (`row.status`) and `row._mapping`, like SQLAlchemy rows.
     """
-    p = _prepared(transition)
-    proxy = conn.connection
-    done = proxy.info.setdefault("tq_prepared", set())
-    values = p.values(params)
-    cursor = proxy.cursor()
-    try:
-        if p.name not in done:
-            cursor.execute(f"PREPARE {p.name} AS {p.sql}")
-            done.add(p.name)
-        cursor.execute(p.execute_sql, values)
-        return [p.record(*r) for r in cursor.fetchall()]
-    except psycopg2.Error as exc:
-        if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
-            conn.invalidate()  # a broken connection must leave the pool (and its prepared statements)
-        # hide_parameters: the error gets logged, and the values include callback secrets
-        raise DBAPIError.instance(p.execute_sql, values, exc, psycopg2.Error, hide_parameters=True) from exc
-    finally:
-        cursor.close()
+    return _prepared(transition).run(conn, **params)
 
 
 def run_one(conn: Connection, transition: str, /, **params: Any):

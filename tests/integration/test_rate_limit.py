@@ -1,4 +1,4 @@
-"""Rate limits (flask-limiter, counters in the test Redis): the gateway app built with small limits.
+"""Rate limits (gateway.ratelimit, counters in the test Redis): the gateway app built with small limits.
 
 Each test sends from client addresses of its own (REMOTE_ADDR), so counters never carry over
 from one test to the next; users come from the session app (no small limits there).

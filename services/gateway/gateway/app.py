@@ -18,7 +18,7 @@ from .auth import tokens
 from .dead_letters import bp as dead_letters_bp
 from .extensions import db, jwt
 from .openapi import docs
-from .runtime import Runtime
+from .runtime import Runtime, release_connection
 from .schedules import bp as schedules_bp
 from .tasks import bp as tasks_bp
 from .webhooks import bp as webhooks_bp
@@ -55,10 +55,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             handoff=Handoff(client, writes, settings.events_stream, settings.events_maxlen),
             autocommit=writes,
         )
+    app.teardown_appcontext(release_connection)
 
     for blueprint in (health.bp, auth_bp, tasks_bp, webhooks_bp, dead_letters_bp, schedules_bp, docs.bp):
         app.register_blueprint(blueprint)
     init_admin(app, settings)  # /admin/: staff dashboard (session login, CSRF on its forms only)
     metrics.init_app(app)  # /metrics (aggregated across gunicorn workers); first, so it also times 429s
-    ratelimit.init_app(app, settings)  # after the views: it wraps the auth ones
+    ratelimit.init_app(app, settings)  # after metrics: its hooks run inside the timing, so 429s count
     return app

@@ -1,4 +1,5 @@
-"""Rate limits (flask-limiter), counted in Redis so every gateway replica shares them.
+"""Rate limits (the `limits` package, fixed windows), counted in Redis so every gateway replica
+shares them.
 
 - `RATELIMIT_DEFAULT` (e.g. `100000/minute`): one budget per caller over every endpoint; the
   caller is the user of a valid access token, else the client IP.
@@ -12,7 +13,11 @@
 - Over the limit: 429 `{"error", "detail"}` with `Retry-After`; every limited response carries
   `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds).
 - Fail open: when Redis is unreachable each process counts in memory (same limits, per process)
-  and goes back to Redis once it answers again; an error inside the limiter never fails a request.
+  and tries Redis again every FALLBACK_SECONDS; an error inside the limiter never fails a request.
+
+The check is two hooks (`RateLimiter`) rather than flask-limiter: that extension re-parses its
+limit strings and resolves per-route/blueprint scopes on every request, about a tenth of the
+gateway's CPU on the task-submission hot path; here the limits are parsed once at startup.
 
 Fixed windows; keys are `taskqueue:ratelimit:LIMITER/<caller>/<scope>/<limit>` and expire with
 their window. Large limits are counted locally and synced to Redis every 50 ms, small ones (the
@@ -22,15 +27,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import threading
 import time
+from typing import Callable
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, make_response, request
 from flask_jwt_extended import decode_token
-from flask_limiter import Limiter, RateLimitExceeded
-from limits import parse_many
-from limits.storage import RedisStorage
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import FixedWindowRateLimiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.settings import Settings
@@ -43,6 +50,7 @@ EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Password-taking endpoints limited per client IP by RATELIMIT_AUTH (method None: all methods).
 AUTH_ENDPOINTS = {"auth.token": None, "auth.register": None, "admin.login": ["POST"]}
 STORAGE_TIMEOUT_SECONDS = 1.0  # a Redis that hangs costs a request at most this before falling back
+FALLBACK_SECONDS = 5.0  # after a storage error, count in memory this long before trying Redis again
 MAX_TOKEN_CHARS = 4096
 
 
@@ -84,7 +92,7 @@ class SharedCounterStorage(RedisStorage):
     - A large limit (the per-user default) may be overshot by what each process lets through on
       a stale total: about SYNC_SECONDS of its traffic for the caller.
     - The X-RateLimit-* headers are answered from the same state, without asking Redis again.
-    If Redis is unreachable a request's own round trip fails and flask-limiter falls back to memory.
+    If Redis is unreachable a request's own round trip fails and `RateLimiter` falls back to memory.
     """
 
     STORAGE_SCHEME = ["taskqueue+redis", "taskqueue+rediss"]
@@ -236,8 +244,9 @@ def make_caller_key(cache_size: int = 2048):
     The token's signature and expiry are checked here (a forged token cannot spend someone
     else's budget), but a missing or bad one is not an error at this point: the view's own
     authentication answers it. Verified tokens are remembered per process (a client sends the
-    same access token for its whole lifetime; access tokens are never revoked early), so the
-    hot path does not pay for decoding the JWT twice.
+    same access token for its whole lifetime), so the hot path does not pay for decoding the
+    JWT twice; a logged-out token still counts against its user, which only spends that
+    user's own budget.
     """
 
     @functools.lru_cache(maxsize=cache_size)
@@ -262,59 +271,91 @@ def make_caller_key(cache_size: int = 2048):
     return caller_key
 
 
-def init_app(app: Flask, settings: Settings) -> Limiter | None:
-    """Apply the trusted-proxy rule and, when enabled, the limits. Call after registering the
-    blueprints (the auth views are wrapped)."""
+class RateLimiter:
+    """The default budget per caller on every request, plus the auth budget per client IP on
+    AUTH_ENDPOINTS. A request spends each budget in turn and is refused (429) by the first one
+    it exceeds; the response's X-RateLimit-* headers describe the budget closest to running out."""
+
+    def __init__(self, storage: RedisStorage, default: list[RateLimitItem], auth: list[RateLimitItem],
+                 caller_key: Callable[[], str]):
+        self.shared = FixedWindowRateLimiter(storage)
+        self.memory = FixedWindowRateLimiter(MemoryStorage())
+        self.default, self.auth, self.caller_key = default, auth, caller_key
+        self._shared_after = 0.0  # monotonic time from which Redis is tried again
+
+    def before_request(self) -> Response | None:
+        if request.path in EXEMPT_PATHS:
+            return None
+        try:
+            return self._spend(self._budgets())
+        except Exception:  # noqa: BLE001 - a limiter bug must never fail a request
+            log.exception("rate limit check failed; request let through")
+            return None
+
+    def _budgets(self) -> list[tuple[RateLimitItem, str, str]]:
+        budgets = []
+        endpoint = request.endpoint
+        if endpoint in AUTH_ENDPOINTS:
+            methods = AUTH_ENDPOINTS[endpoint]
+            if methods is None or request.method in methods:
+                budgets += [(item, client_ip(), endpoint) for item in self.auth]
+        caller = self.caller_key()
+        return budgets + [(item, caller, "global") for item in self.default]
+
+    def _spend(self, budgets) -> Response | None:
+        tightest = None
+        for item, key, scope in budgets:
+            allowed, stats = self._hit(item, key, scope)
+            if tightest is None or stats.remaining <= tightest[1].remaining:
+                tightest = (item, stats)
+            if not allowed:
+                g.rate_limit = (item, stats)
+                wait = max(1, math.ceil(stats.reset_time - time.time()))
+                response = make_response(error_response(429, f"Request was throttled. Expected available in {wait} seconds."))
+                response.headers["Retry-After"] = str(wait)
+                return response
+        g.rate_limit = tightest
+        return None
+
+    def _hit(self, item: RateLimitItem, key: str, scope: str):
+        """Spend one hit on the shared counters, or in memory while Redis is failing."""
+        if time.monotonic() >= self._shared_after:
+            try:
+                return self.shared.hit(item, key, scope), self.shared.get_window_stats(item, key, scope)
+            except Exception:  # noqa: BLE001 - Redis away (or hanging): fail open, counted locally
+                if self._shared_after == 0.0 or time.monotonic() >= self._shared_after:
+                    log.warning("rate limit storage unreachable; counting in memory", exc_info=True)
+                self._shared_after = time.monotonic() + FALLBACK_SECONDS
+        return self.memory.hit(item, key, scope), self.memory.get_window_stats(item, key, scope)
+
+    @staticmethod
+    def after_request(response: Response) -> Response:
+        spent = g.get("rate_limit")
+        if spent is not None:
+            item, stats = spent
+            response.headers["X-RateLimit-Limit"] = str(item.amount)
+            response.headers["X-RateLimit-Remaining"] = str(stats.remaining)
+            response.headers["X-RateLimit-Reset"] = str(int(stats.reset_time))
+        return response
+
+
+def init_app(app: Flask, settings: Settings) -> RateLimiter | None:
+    """Apply the trusted-proxy rule and, when enabled, the limits (malformed ones fail here)."""
     if settings.ratelimit_trusted_proxies > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.ratelimit_trusted_proxies)
     if not settings.ratelimit_enabled:
         return None
-    for value in (settings.ratelimit_default, settings.ratelimit_auth):
-        if not parse_many(value):  # raises ValueError on a malformed limit: fail at startup
+    default, auth = parse_many(settings.ratelimit_default), parse_many(settings.ratelimit_auth)  # ValueError if malformed
+    for value, items in ((settings.ratelimit_default, default), (settings.ratelimit_auth, auth)):
+        if not items:
             raise ValueError(f"empty rate limit: {value!r}")
-    # Registered before the limiter's own after_request hook, so it runs after it (Flask runs them
-    # in reverse): flask-limiter puts Retry-After on every response; only a 429 means it.
-    app.after_request(_retry_after_only_when_limited)
-    limiter = Limiter(
-        make_caller_key(),
-        app=app,
-        application_limits=[settings.ratelimit_default],
-        storage_uri="taskqueue+" + (settings.ratelimit_storage_url or settings.redis_url),
-        storage_options={
-            "key_prefix": KEY_PREFIX,
-            "socket_connect_timeout": STORAGE_TIMEOUT_SECONDS,
-            "socket_timeout": STORAGE_TIMEOUT_SECONDS,
-        },
-        strategy="fixed-window",
-        headers_enabled=True,
-        retry_after="delta-seconds",
-        in_memory_fallback_enabled=True,
-        swallow_errors=True,
+    storage = SharedCounterStorage(
+        "taskqueue+" + (settings.ratelimit_storage_url or settings.redis_url),
+        key_prefix=KEY_PREFIX,
+        socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
+        socket_timeout=STORAGE_TIMEOUT_SECONDS,
     )
-    # Its INFO line per rejected request would flood the logs under attack; 429s are counted in
-    # taskqueue_gateway_api_errors_total. Storage fallback and recovery are still logged.
-    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
-    limiter.request_filter(lambda: request.path in EXEMPT_PATHS)
-    for endpoint, methods in AUTH_ENDPOINTS.items():
-        if endpoint in app.view_functions:
-            limit = limiter.limit(settings.ratelimit_auth, key_func=client_ip, methods=methods)
-            app.view_functions[endpoint] = limit(app.view_functions[endpoint])
-
-    @app.errorhandler(RateLimitExceeded)
-    def too_many_requests(_exc: RateLimitExceeded):
-        message = "Request was throttled."
-        try:
-            current = limiter.current_limit
-            if current is not None:
-                message += f" Expected available in {max(1, int(current.reset_at - time.time()))} seconds."
-        except Exception:  # noqa: BLE001 - the storage went away meanwhile: the short message will do
-            pass
-        return error_response(429, message)
-
+    limiter = RateLimiter(storage, default, auth, make_caller_key())
+    app.before_request(limiter.before_request)
+    app.after_request(limiter.after_request)
     return limiter
-
-
-def _retry_after_only_when_limited(response: Response) -> Response:
-    if response.status_code != 429:
-        response.headers.pop("Retry-After", None)
-    return response

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, Flask, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -41,6 +42,7 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as the session it is bound to
     )
+    app.session_interface = DashboardSessions()
     csrf = CSRFProtect(app)
 
     @app.before_request
@@ -77,5 +79,16 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
     return admin
 
 
-def _is_admin_path() -> bool:
-    return request.path == URL or request.path.startswith(URL + "/")
+class DashboardSessions(SecureCookieSessionInterface):
+    """Only the dashboard has sessions (its cookie is scoped to /admin): an API request gets
+    Flask's null session instead of paying for reading and verifying a cookie it never sends."""
+
+    def open_session(self, app, request):
+        if not _is_admin_path(request.path):
+            return None  # Flask falls back to its null session, which refuses writes
+        return super().open_session(app, request)
+
+
+def _is_admin_path(path: str | None = None) -> bool:
+    path = request.path if path is None else path
+    return path == URL or path.startswith(URL + "/")

@@ -36,9 +36,8 @@ def issue_pair(user: User, sid: str | None = None) -> dict[str, str]:
 
 
 def is_live(claims: dict) -> bool:
-    """The session check of every presented token (one statement, outside the ORM session)."""
-    with get_runtime().autocommit.connect() as conn:
-        return session_is_live(conn, claims)
+    """The session check of every presented token (one prepared statement, outside the ORM session)."""
+    return session_is_live(get_runtime().connection(), claims)
 
 
 def is_revoked(jti: str) -> bool:

@@ -30,10 +30,10 @@ def retry(task_id: uuid.UUID, owner: int):
 
 def _transition_or_400(task_id: uuid.UUID, transition: str, owner: int):
     runtime = get_runtime()
-    with runtime.autocommit.connect() as conn:
-        row = transitions.run_one(conn, transition, task_id=task_id, owner=owner)
-        if row is None:
-            current = queries.get_owned(conn, task_id, owner)  # 404 when not the owner's
-            raise ApiError(400, f"Cannot {VERBS[transition]} task with status: {current.status}")
+    conn = runtime.connection()
+    row = transitions.run_one(conn, transition, task_id=task_id, owner=owner)
+    if row is None:
+        current = queries.get_owned(conn, task_id, owner)  # 404 when not the owner's
+        raise ApiError(400, f"Cannot {VERBS[transition]} task with status: {current.status}")
     runtime.after_commit([row])
     return row

@@ -44,21 +44,21 @@ def create_task():
         raise ApiError(400, "Idempotency-Key must be at most 255 characters.")
     runtime = get_runtime()
     fields = read_task_fields(json_body(), runtime.settings.webhook_allow_private_networks)
-    with runtime.autocommit.connect() as conn:
-        if key is not None:
-            original = _idempotent_original(conn, owner, key)
-            if original is not None:
-                return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
-        try:
-            row = transitions.create(conn, row_values(owner, fields, key))
-        except IntegrityError as exc:
-            if getattr(exc.orig, "pgcode", None) == FOREIGN_KEY_VIOLATION:  # the owner was deleted
-                raise ApiError(401, "User not found.") from None
-            # a concurrent request with the same key won the race
-            original = _idempotent_original(conn, owner, key) if key else None
-            if original is None:
-                raise
+    conn = runtime.connection()
+    if key is not None:
+        original = _idempotent_original(conn, owner, key)
+        if original is not None:
             return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
+    try:
+        row = transitions.create(conn, row_values(owner, fields, key))
+    except IntegrityError as exc:
+        if getattr(exc.orig, "pgcode", None) == FOREIGN_KEY_VIOLATION:  # the owner was deleted
+            raise ApiError(401, "User not found.") from None
+        # a concurrent request with the same key won the race
+        original = _idempotent_original(conn, owner, key) if key else None
+        if original is None:
+            raise
+        return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
     runtime.after_commit([row])
     metrics.TASKS_CREATED.labels(row.task_type, row.queue).inc()
     return jsonify(serializers.task(row)), 201
