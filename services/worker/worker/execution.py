@@ -48,56 +48,56 @@ class Executor:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def execute(self, task_id: str) -> None:
-        claimed = self._claim(task_id)
-        if claimed is None:
-            metrics.STALE_MESSAGES.inc()
-            return
-        metrics.STARTED.labels(claimed.task_type, claimed.queue).inc()
-        ctx = TaskContext(task_id, claimed.timeout, allow_private_networks=self.allow_private_networks)
-        with self.lock:
-            self.active[task_id] = ctx
-        metrics.RUNNING.inc()
-        started = time.perf_counter()
-        try:
-            outcome = run_handler(claimed.task_type, claimed.payload, ctx)
-        finally:
-            metrics.RUNNING.dec()
-            metrics.DURATION.labels(claimed.task_type).observe(time.perf_counter() - started)
-        try:
-            self._record(claimed, outcome)
-        finally:
+        # One pool checkout for the claim and the outcome (the pool has a connection per thread).
+        with self.engine.connect() as conn:
+            claimed = self._claim(conn, task_id)
+            if claimed is None:
+                metrics.STALE_MESSAGES.inc()
+                return
+            metrics.STARTED.labels(claimed.task_type, claimed.queue).inc()
+            ctx = TaskContext(task_id, claimed.timeout, allow_private_networks=self.allow_private_networks)
             with self.lock:
-                self.active.pop(task_id, None)
+                self.active[task_id] = ctx
+            metrics.RUNNING.inc()
+            started = time.perf_counter()
+            try:
+                outcome = run_handler(claimed.task_type, claimed.payload, ctx)
+            finally:
+                metrics.RUNNING.dec()
+                metrics.DURATION.labels(claimed.task_type).observe(time.perf_counter() - started)
+            try:
+                self._record(conn, claimed, outcome)
+            finally:
+                with self.lock:
+                    self.active.pop(task_id, None)
 
     def interrupt_all(self, reason: str) -> None:
         with self.lock:
             for ctx in self.active.values():
                 ctx.interrupt(reason)
 
-    def _commit(self, fn):
-        """Run the single-statement transition `fn(conn)` in autocommit (one round trip),
-        then hand the rows it returns to the handoff (publish events, send messages)."""
-        with self.engine.connect() as conn:  # an autocommit engine
-            rows = fn(conn)
+    def _commit(self, rows: list):
+        """Hand the rows of a committed transition (autocommit engine: one statement, one round
+        trip) to the handoff (publish events, send messages); returns the first, if any."""
         self.handoff.submit(rows)
         return rows[0] if rows else None
 
-    def _claim(self, task_id: str):
+    def _claim(self, conn, task_id: str):
         lease = timedelta(seconds=self.lease_seconds)
-        return self._commit(lambda conn: transitions.run(conn, "claim", task_id=task_id, lease=lease, worker=self.worker_id))
+        return self._commit(transitions.run(conn, "claim", task_id=task_id, lease=lease, worker=self.worker_id))
 
-    def _record(self, task, outcome: Outcome) -> None:
+    def _record(self, conn, task, outcome: Outcome) -> None:
         """Commit the outcome of our claim; `attempts` guards against a lease taken over meanwhile."""
         ours = {"task_id": task.id, "claim": task.attempts}
         if outcome.status == "success":
-            final = self._commit(lambda conn: transitions.run(conn, "succeed", **ours, outcome=outcome.result))
+            final = self._commit(transitions.run(conn, "succeed", **ours, outcome=outcome.result))
         elif outcome.status == "interrupted":
             if outcome.reason == "shutdown":  # hand the task back so another worker runs it
-                self._commit(lambda conn: transitions.run(conn, "hand_back", **ours))
+                self._commit(transitions.run(conn, "hand_back", **ours))
             metrics.FINISHED.labels(task.task_type, outcome.reason).inc()
             return
         else:
-            final = self._commit(lambda conn: self._fail(conn, task, ours, outcome))
+            final = self._commit(self._fail(conn, task, ours, outcome))
             if final is not None and final.status == statuses.RETRY:
                 metrics.RETRIES.labels(task.task_type).inc()
             elif final is not None and final.status == statuses.FAILURE:  # the dead letter came with it
