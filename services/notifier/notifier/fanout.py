@@ -1,8 +1,9 @@
 """In-memory routing from the process's one stream reader to its connections.
 
-The reader calls `Router.publish` for every entry; it never awaits, so one slow client can
-never hold up the others: each subscriber has a bounded queue, and a subscriber whose queue
-is full is flagged `overflowed` (its connection is then closed with 1013) and gets nothing more.
+The reader asks `Router.wants` about every entry and calls `Router.publish` for those it
+may want; neither awaits, so one slow client can never hold up the others: each subscriber has
+a bounded queue, and a subscriber whose queue is full is flagged `overflowed` (its connection
+is then closed with 1013) and gets nothing more.
 """
 from __future__ import annotations
 
@@ -58,11 +59,21 @@ class Router:
             del index[key]
         self.size -= 1
 
-    def publish(self, entry: Entry) -> None:
+    def wants(self, owner_id: int, task_id: str) -> bool:
+        """Whether a subscriber is indexed under this owner or task: if not, nobody here can want
+        the entry, so the reader need not decode it. A match is only a candidate: `publish` still
+        checks ownership (`Subscriber.wants`) on the decoded entry."""
+        return owner_id in self._by_owner or task_id in self._by_task
+
+    def publish(self, entry: Entry) -> bool:
+        """Offer `entry` to every subscriber that wants it; False when none wants it (no queue grew)."""
+        offered = False
         for index, key in ((self._by_owner, entry.owner_id), (self._by_task, entry.task_id)):
             for sub in index.get(key, ()):
                 if sub.wants(entry):
                     sub.offer(entry)
+                    offered = True
+        return offered
 
     def _slot(self, sub: Subscriber) -> tuple[dict, object]:
         return (self._by_owner, sub.owner_id) if sub.task_id is None else (self._by_task, sub.task_id)

@@ -73,6 +73,13 @@ def from_stream(stream_id: str | bytes, fields: Mapping[Any, Any]) -> Entry:
     return Entry(sid, event["event_id"], event["owner_id"], event["task_id"], at, at.timestamp(), text)
 
 
+def routing_keys(fields: Mapping[Any, Any]) -> tuple[int, str]:
+    """Owner and task of a raw entry (bytes keys and values, as redis-py returns them), read
+    without decoding the rest: enough to tell whether anyone is subscribed. Raises when either
+    is missing or unreadable."""
+    return int(fields[b"owner_id"]), fields[b"task_id"].decode()
+
+
 def snapshot(task) -> str:
     """The message for a task's current state (a `store.TaskState`)."""
     return render(

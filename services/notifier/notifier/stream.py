@@ -16,7 +16,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from . import metrics
 from .fanout import Router
-from .messages import ZERO, Entry, StreamId, format_stream_id, from_stream, parse_stream_id
+from .messages import ZERO, Entry, StreamId, format_stream_id, from_stream, parse_stream_id, routing_keys
 
 log = logging.getLogger("notifier.stream")
 
@@ -35,12 +35,26 @@ def decode(stream_id, fields) -> Entry | None:
         return None
 
 
-class StreamReader:
-    """Follows the stream with XREAD BLOCK and hands every entry to the router, in order.
+def decode_wanted(stream_id, fields, router: Router) -> Entry | None:
+    """`decode`, for an entry some subscriber may want; None, without decoding it, for the rest.
 
-    `position` is the id of the last entry handed over. A connection registered with the
-    router while the position is P receives every entry after P live, so it only needs a
-    replay up to P (see `session`): the check and the registration happen without an await.
+    Most entries concern nobody connected to this replica, and decoding (JSON, a datetime, the
+    rendered message) is most of what an entry costs: its two raw routing fields are enough to
+    tell. When they cannot be read raw, the full decode decides (and logs a malformed entry).
+    """
+    try:
+        owner_id, task_id = routing_keys(fields)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return decode(stream_id, fields)
+    return decode(stream_id, fields) if router.wants(owner_id, task_id) else None
+
+
+class StreamReader:
+    """Follows the stream with XREAD BLOCK and hands the router, in order, every entry it may want.
+
+    `position` is the id of the last entry read (handed over or not). A connection registered
+    with the router while the position is P receives every entry after P live, so it only needs
+    a replay up to P (see `session`): the check and the registration happen without an await.
     """
 
     def __init__(self, client: aioredis.Redis, stream: str, router: Router):
@@ -76,20 +90,24 @@ class StreamReader:
                 await self._hand_over(rows)
 
     async def _hand_over(self, rows) -> None:
-        """Publish entry by entry, letting the connections write between two entries.
+        """Publish entry by entry, letting the connections write after each entry they were given.
 
         Without the yield a burst (one XREAD returns up to READ_COUNT entries) would land in
         every queue at once and overflow healthy clients too; with it, a queue only grows
-        while its client's socket is not taking data. `position` moves with each entry, so a
-        connection registering between two entries knows exactly where its live part begins.
+        while its client's socket is not taking data. `position` moves with each entry, wanted
+        or not, so a connection registering between two entries knows exactly where its live
+        part begins. An entry nobody wanted (most of them: see `decode_wanted`) grew no queue,
+        so it needs no yield: nothing is awaited between the router's check and the move of
+        `position` past it, so a connection registering afterwards gets it from its replay
+        (which goes up to the position it saw).
         """
         metrics.STREAM_ENTRIES.inc(len(rows))
         for stream_id, fields in rows:
-            entry = decode(stream_id, fields)
-            if entry is not None:
-                self.router.publish(entry)
+            entry = decode_wanted(stream_id, fields, self.router)
+            given = entry is not None and self.router.publish(entry)
             self.position = parse_stream_id(stream_id)
-            await asyncio.sleep(0)
+            if given:
+                await asyncio.sleep(0)
 
     def age(self) -> float:
         """Seconds since the last successful read (infinite before the first)."""
