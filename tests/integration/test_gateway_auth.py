@@ -406,6 +406,16 @@ def test_deleted_user_gets_401_not_500(client, fresh_user, db):
     assert db.task_count(fresh_user.id) == 0
 
 
+def test_deleting_a_user_deletes_their_tasks(client, fresh_user, db):
+    """tasks.owner_id has no foreign key (migration 0006): a trigger does the cascade."""
+    created = client.post(f"{API}/tasks/", json={"name": "owned", "task_type": "echo"}, headers=fresh_user.headers)
+    assert created.status_code == 201
+    assert db.task_count(fresh_user.id) == 1
+    db.execute("DELETE FROM users WHERE id = :id", id=fresh_user.id)
+    assert db.task_count(fresh_user.id) == 0
+    assert db.scalar("SELECT count(*) FROM tasks WHERE id = :id", id=created.get_json()["id"]) == 0
+
+
 def test_deactivated_user_cannot_refresh(client, fresh_user, db):
     db.execute("UPDATE users SET is_active = false WHERE id = :id", id=fresh_user.id)
     assert_error(client.post(f"{AUTH}/token/refresh/", json={"refresh": fresh_user.refresh}), 401)

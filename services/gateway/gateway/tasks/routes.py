@@ -24,7 +24,6 @@ from .fields import TASK, read_task_fields, row_values
 
 TASKS = Task.__table__
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-FOREIGN_KEY_VIOLATION = "23503"  # Postgres SQLSTATE
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
     "description": "Replays the task first created with this key by the caller in the last 24 h.",
@@ -51,9 +50,7 @@ def create_task():
             return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
     try:
         row = transitions.create(conn, row_values(owner, fields, key))
-    except IntegrityError as exc:
-        if getattr(exc.orig, "pgcode", None) == FOREIGN_KEY_VIOLATION:  # the owner was deleted
-            raise ApiError(401, "User not found.") from None
+    except IntegrityError:
         # a concurrent request with the same key won the race
         original = _idempotent_original(conn, owner, key) if key else None
         if original is None:
