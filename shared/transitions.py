@@ -42,13 +42,23 @@ CREATE_COLUMNS = (
 )
 
 
+# What the worker's transitions return: what it runs the task with, what the handoff publishes
+# (shared.events.from_transition, with the webhook hint) and sends (a hand-back's message).
+# Converting the other columns (timestamps, tags, metadata, the callback's headers...) on every
+# claim and outcome would cost the worker more than the statement; API transitions return all.
+WORKER_COLUMNS = (
+    "id", "owner_id", "status", "task_type", "queue", "timeout", "attempts", "retry_count", "max_retries",
+    "retry_delay", "result", "error_message", "enqueued_at", "callback_url", "callback_events",
+)
+
+
 def _statuses(values) -> list:
     """Status constants rendered into the SQL (a plain IN list, so the statement can be prepared)."""
     return [literal_column(f"'{v}'", String) for v in values]
 
 
-def _with_event(changed, webhook_event=literal("")):
-    """Append one TaskEvent per changed row and select both."""
+def _with_event(changed, webhook_event=literal(""), columns: Sequence[str] | None = None):
+    """Append one TaskEvent per changed row and select both (of the task, only `columns` if given)."""
     event = (
         insert(EVENTS)
         .from_select(
@@ -59,7 +69,7 @@ def _with_event(changed, webhook_event=literal("")):
         .cte("e")
     )
     return select(
-        changed,
+        *([changed.c[name] for name in columns] if columns else [changed]),
         event.c.id.label("event_id"),
         event.c.created_at.label("event_at"),
         event.c.webhook_event.label("webhook_event"),
@@ -96,15 +106,15 @@ def _statements() -> dict[str, Any]:
     s["claim"] = _with_event(_update((statuses.QUEUED,), statuses.RUNNING, {
         "started_at": func.now(), "completed_at": None, "attempts": TASKS.c.attempts + 1,
         "lease_expires_at": func.now() + bindparam("lease", type_=Interval()), "worker_id": bindparam("worker"),
-    }))
+    }), columns=(*WORKER_COLUMNS, "payload"))
     s["succeed"] = _with_event(_update((statuses.RUNNING,), statuses.SUCCESS, {
         **done, "result": bindparam("outcome", type_=JSONB()),
-    }, [OUR_CLAIM]))
+    }, [OUR_CLAIM]), columns=WORKER_COLUMNS)
     s["retry_later"] = _with_event(_update((statuses.RUNNING,), statuses.RETRY, {
         **ERROR_SETS, "lease_expires_at": None, "scheduled_at": func.now() + bindparam("delay", type_=Interval()),
-    }, [OUR_CLAIM]))
+    }, [OUR_CLAIM]), columns=WORKER_COLUMNS)
     failed = _update((statuses.RUNNING,), statuses.FAILURE, {**done, **ERROR_SETS}, [OUR_CLAIM])
-    s["fail"] = _with_event(failed).add_cte(
+    s["fail"] = _with_event(failed, columns=WORKER_COLUMNS).add_cte(
         insert(DEAD).from_select(
             ["owner_id", "original_task_id", "task_name", "task_type", "payload", "priority",
              "error_message", "traceback", "retry_count"],
@@ -114,7 +124,7 @@ def _statements() -> dict[str, Any]:
     )
     s["hand_back"] = _with_event(_update((statuses.RUNNING,), statuses.QUEUED, {
         "lease_expires_at": None, "started_at": None, "enqueued_at": func.now(),
-    }, [OUR_CLAIM]))
+    }, [OUR_CLAIM]), columns=WORKER_COLUMNS)
     s["cancel"] = _with_event(_update(statuses.CANCELLABLE, statuses.REVOKED, done, [OWNER]))
     s["manual_retry"] = _with_event(_update(statuses.RETRYABLE, statuses.QUEUED, {
         "retry_count": 0, "attempts": 0, "result": None, "error_message": "", "traceback": "",
