@@ -232,7 +232,7 @@ def counters(settings):
     made = []
 
     def _make():
-        storage = SharedCounterStorage("taskqueue+" + settings.redis_url, key_prefix=KEY_PREFIX)
+        storage = SharedCounterStorage(settings.redis_url, key_prefix=KEY_PREFIX)
         made.append(storage)
         return storage, FixedWindowRateLimiter(storage)
 

@@ -95,13 +95,16 @@ class SharedCounterStorage(RedisStorage):
     If Redis is unreachable a request's own round trip fails and `RateLimiter` falls back to memory.
     """
 
+    # limits registers every storage class under its schemes: a scheme of our own keeps this
+    # class from replacing limits' plain Redis storage for "redis://" URLs.
     STORAGE_SCHEME = ["taskqueue+redis", "taskqueue+rediss"]
     SYNC_SECONDS = 0.05
     EXACT_BELOW = 1000
     SWEEP_SECONDS = 10.0  # how often windows that have ended are forgotten
 
     def __init__(self, uri: str, **options) -> None:
-        self._url = uri.removeprefix("taskqueue+")
+        """`uri`: the Redis URL the counters live in."""
+        self._url = uri
         self._client_options = {k: v for k, v in options.items() if k not in ("key_prefix", "wrap_exceptions")}
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -323,8 +326,7 @@ class RateLimiter:
             try:
                 return self.shared.hit(item, key, scope), self.shared.get_window_stats(item, key, scope)
             except Exception:  # noqa: BLE001 - Redis away (or hanging): fail open, counted locally
-                if self._shared_after == 0.0 or time.monotonic() >= self._shared_after:
-                    log.warning("rate limit storage unreachable; counting in memory", exc_info=True)
+                log.warning("rate limit storage unreachable; counting in memory for %ss", FALLBACK_SECONDS, exc_info=True)
                 self._shared_after = time.monotonic() + FALLBACK_SECONDS
         return self.memory.hit(item, key, scope), self.memory.get_window_stats(item, key, scope)
 
@@ -350,7 +352,7 @@ def init_app(app: Flask, settings: Settings) -> RateLimiter | None:
         if not items:
             raise ValueError(f"empty rate limit: {value!r}")
     storage = SharedCounterStorage(
-        "taskqueue+" + (settings.ratelimit_storage_url or settings.redis_url),
+        settings.ratelimit_storage_url or settings.redis_url,
         key_prefix=KEY_PREFIX,
         socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
         socket_timeout=STORAGE_TIMEOUT_SECONDS,

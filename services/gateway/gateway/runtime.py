@@ -26,7 +26,8 @@ class Runtime:
 
     def connection(self) -> Connection:
         """The request's autocommit connection: the session check of the token and the view's
-        writes share one pool checkout (returned by `release_connection` at teardown)."""
+        single statements (task writes, the hot reads) share one pool checkout, returned by
+        `release_connection` at teardown."""
         conn = g.get("autocommit_connection")
         if conn is None:
             conn = g.autocommit_connection = self.autocommit.connect()

@@ -47,12 +47,12 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
 
     @app.before_request
     def _admin_csrf():
-        if _is_admin_path():
+        if _is_admin_path(request.path):
             csrf.protect()  # GET/HEAD/OPTIONS pass; any other method needs a valid token
 
     @app.after_request
     def _admin_headers(response):
-        if _is_admin_path():
+        if _is_admin_path(request.path):
             response.headers.setdefault("X-Frame-Options", "DENY")
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
             response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -62,7 +62,7 @@ def init_admin(app: Flask, settings: Settings) -> Admin:
 
     @app.context_processor
     def _admin_user():
-        return {"tq_admin_user": auth.current_staff() if _is_admin_path() else None}
+        return {"tq_admin_user": auth.current_staff() if _is_admin_path(request.path) else None}
 
     app.register_error_handler(CSRFError, views.csrf_failed)
     # Our templates (login, overview, details with action buttons), found by name.
@@ -89,6 +89,5 @@ class DashboardSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def _is_admin_path(path: str | None = None) -> bool:
-    path = request.path if path is None else path
+def _is_admin_path(path: str) -> bool:
     return path == URL or path.startswith(URL + "/")

@@ -13,7 +13,6 @@ from shared.models import Task
 
 from .. import metrics, serializers
 from ..errors import ApiError
-from ..extensions import db
 from ..openapi.operations import operation
 from ..openapi.responses import page_of, ref
 from ..pagination import envelope
@@ -79,26 +78,24 @@ def list_tasks():
     query = queries.LIST.read()
     page, size = query["page"], query["page_size"]
     where = queries.list_filters(owner_id(), query)
-    with db.engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(TASKS).where(*where)).scalar()
-        rows = conn.execute(
-            select(TASKS).where(*where).order_by(*queries.ordering(query)).limit(size).offset((page - 1) * size)
-        ).all()
+    conn = get_runtime().connection()  # the one the session check used
+    count = conn.execute(select(func.count()).select_from(TASKS).where(*where)).scalar()
+    rows = conn.execute(
+        select(TASKS).where(*where).order_by(*queries.ordering(query)).limit(size).offset((page - 1) * size)
+    ).all()
     return jsonify(envelope(count, page, size, [serializers.task(r) for r in rows]))
 
 
 @bp.get("/stats/")
 @operation("Counts of the caller's tasks per status", ok={200: ref("TaskStats")})
 def task_stats():
-    with db.engine.connect() as conn:
-        return jsonify(queries.stats(conn, owner_id()))
+    return jsonify(queries.stats(get_runtime().connection(), owner_id()))
 
 
 @bp.get("/<uuid:task_id>/")
 @operation("One task", ok={200: ref("Task")})
 def get_task(task_id: uuid.UUID):
-    with db.engine.connect() as conn:
-        return jsonify(serializers.task(queries.get_owned(conn, task_id, owner_id())))
+    return jsonify(serializers.task(queries.get_owned(get_runtime().connection(), task_id, owner_id())))
 
 
 @bp.post("/<uuid:task_id>/cancel/")
