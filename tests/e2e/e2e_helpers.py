@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -17,22 +14,14 @@ from typing import Any, Callable, Iterable, Iterator
 import pytest
 import requests
 from sqlalchemy import text
+from support.stack import ALL_QUEUES, GUNICORN_CONF, Service, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-GUNICORN_CONF = REPO / "services" / "gateway" / "gunicorn.conf.py"
-ALL_QUEUES = "critical,high,default,low"
 TERMINAL = ("success", "failure", "revoked")
 LOG_TAIL_LINES = 40
 EVENT_STREAM = "taskqueue:events"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05, message: str = ""):
@@ -65,88 +54,6 @@ def metric_value(metrics_text: str, name: str, labels: dict[str, str] | None = N
 
 
 # --------------------------------------------------------------------------- processes
-
-
-class Service:
-    """One service process, its log file and (for non-gateway services) its ops port."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, health_url: str):
-        self.name, self.argv, self.env, self.log_path, self.health_url = name, argv, env, log_path, health_url
-        self.proc: subprocess.Popen | None = None
-        self.metrics_url = ""
-        self._log = None
-
-    def start(self) -> "Service":
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.argv, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        return self
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def healthy(self) -> bool:
-        if not self.alive():
-            raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}\n{self.tail()}")
-        try:
-            return requests.get(self.health_url, timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def wait_healthy(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.healthy():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} not healthy after {timeout}s at {self.health_url}\n{self.tail()}")
-            time.sleep(0.05)
-
-    def terminate(self, timeout: float = 15) -> float:
-        """SIGTERM, wait up to `timeout`, then SIGKILL the process group. Returns seconds to exit."""
-        if not self.alive():
-            self._close()
-            return 0.0
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-        elapsed = time.monotonic() - started
-        self._kill_group()
-        self._close()
-        return elapsed
-
-    def kill9(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-        self._kill_group()
-        self._close()
-
-    def _kill_group(self) -> None:
-        # Leftover children of this process only (gunicorn workers): its own session's group.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def _close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            content = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return f"[{self.name}: no log]"
-        return f"----- {self.name} ({self.log_path}) last {lines} lines -----\n" + "\n".join(content[-lines:])
 
 
 class System:
@@ -241,7 +148,8 @@ class System:
 
     # -- internals
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], health_url: str) -> Service:
-        svc = Service(name, argv, env, self.log_dir / f"{name}.log", health_url).start()
+        kind = name.rsplit("-", 1)[0] if name[-1].isdigit() else name  # "worker-2" -> "worker"
+        svc = Service(name, kind, argv, env, self.log_dir / f"{name}.log", health_url).start()
         self.every_service.append(svc)
         return svc
 

@@ -1,6 +1,7 @@
 """Run the TaskQueue services as real processes: start, probe, kill -9, SIGTERM, restart.
 
-Used by scripts that drive the whole system (tests/chaos, tests/soak); pytest-free on purpose.
+Used by scripts that drive the whole system (tests/chaos, tests/soak) and, for its `Service`, by
+the pytest harness (tests/e2e/e2e_helpers.py); pytest-free on purpose.
 Each service is one OS process (the gateway: a gunicorn master plus its workers) in its own
 session, started from the repository root with the environment you give, logging to
 `<log_dir>/<name>.log` (appended across restarts, so a log shows every life of the service).
@@ -77,7 +78,7 @@ class Service:
     """One service process; restartable with the same argv, env, ports and log file."""
 
     def __init__(self, name: str, kind: str, argv: list[str], env: dict[str, str], log_path: Path,
-                 health_url: str, port: int, metrics_url: str | None = None):
+                 health_url: str, port: int = 0, metrics_url: str | None = None):
         self.name, self.kind, self.argv, self.env = name, kind, argv, env
         self.log_path, self.health_url, self.port, self.metrics_url = log_path, health_url, port, metrics_url
         self.proc: subprocess.Popen | None = None
