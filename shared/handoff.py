@@ -70,7 +70,7 @@ class Handoff:
             self._thread.join(timeout)
 
     def _ensure_started(self) -> None:
-        # Started lazily so a process that forks after creating us (gunicorn) gets its own thread.
+        # Started lazily so a process that forks after creating us gets its own thread.
         if self._thread is None or not self._thread.is_alive():
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():

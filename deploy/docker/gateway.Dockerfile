@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# TaskQueue gateway (Flask API under gunicorn): shared/ + services/gateway only.
+# TaskQueue gateway (Flask API under Granian, `python -m gateway`): shared/ + services/gateway only.
 # Build from the repository root (the context is filtered by /.dockerignore):
 #   docker build -f deploy/docker/gateway.Dockerfile -t taskqueue/gateway .
 # Targets: (default, last) the service image | migrate (`python -m shared.migrate`, then exits)
@@ -27,7 +27,6 @@ RUN groupadd --system --gid 10001 taskqueue \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin taskqueue
 COPY --from=build /opt/venv /opt/venv
-COPY services/gateway/gunicorn.conf.py /app/gunicorn.conf.py
 ENV PATH=/opt/venv/bin:$PATH \
     GATEWAY_BIND=0.0.0.0:8000
 WORKDIR /app
@@ -37,8 +36,9 @@ STOPSIGNAL SIGTERM
 # /healthz = process alive (readiness, /readyz, also checks Postgres and Redis).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('GATEWAY_BIND', ':8000').rsplit(':', 1)[1]; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % port, timeout=4)"]
-# gunicorn master: SIGTERM = stop accepting, finish in-flight requests (graceful_timeout 30 s).
-ENTRYPOINT ["gunicorn", "-c", "/app/gunicorn.conf.py", "gateway.app:create_app()"]
+# GATEWAY_WORKERS processes x GATEWAY_THREADS threads. SIGTERM = stop accepting, finish in-flight
+# requests (GRACEFUL_TIMEOUT_S 30 s in gateway/__main__.py), then exit.
+ENTRYPOINT ["python", "-m", "gateway"]
 
 # ---- migrate: same image contents, applies Alembic migrations and exits
 FROM runtime AS migrate

@@ -1,4 +1,4 @@
-"""Browser tests of the admin dashboard: a real gateway under gunicorn, a real headless browser.
+"""Browser tests of the admin dashboard: a real gateway (python -m gateway), a real headless browser.
 
 The package runs against its own database (`taskqueue_browser_test`, recreated and migrated at
 start) and Redis db 8, so nothing else in the suite sees its data. The browser is Debian's
@@ -27,7 +27,7 @@ def store(own_store):
 
 @pytest.fixture(scope="package")
 def gateway(store, tmp_path_factory):
-    """The gateway under gunicorn on a free port; yields its base URL."""
+    """The gateway (python -m gateway) on a free port; yields its base URL."""
     system = System(tmp_path_factory.mktemp("browser-logs"), store.process_env())
     with running(system, system.start_gateway):
         yield system.base_url

@@ -6,6 +6,7 @@ dockerfile, starlark-go): nothing here needs a network, a Docker engine or a clu
 """
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import re
@@ -154,20 +155,27 @@ def settings_env_names() -> set[str]:
         re.findall(r"""environ\.get\(\s*["']([A-Z0-9_]+)["']""", text))
 
 
-def gunicorn_env_names() -> set[str]:
-    text = (REPO / "services" / "gateway" / "gunicorn.conf.py").read_text()
-    return set(re.findall(r"""environ(?:\.get\(|\[)\s*["']([A-Z0-9_]+)["']""", text))
+GATEWAY_MAIN = REPO / "services" / "gateway" / "gateway" / "__main__.py"
 
 
-def gunicorn_setting(name: str):
-    """A literal setting of services/gateway/gunicorn.conf.py (read, not executed)."""
-    import ast
-
-    tree = ast.parse((REPO / "services" / "gateway" / "gunicorn.conf.py").read_text())
+def gateway_graceful_timeout() -> float:
+    """GRACEFUL_TIMEOUT_S of services/gateway/gateway/__main__.py (read, not executed): how long
+    the gateway lets in-flight requests finish after SIGTERM before its worker processes are killed."""
+    tree = ast.parse(GATEWAY_MAIN.read_text())
+    where = GATEWAY_MAIN.relative_to(REPO)
+    value = None
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise KeyError(name)
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
+        if any(isinstance(t, ast.Name) and t.id == "GRACEFUL_TIMEOUT_S" for t in targets) and node.value is not None:
+            value = ast.literal_eval(node.value)
+    assert isinstance(value, (int, float)) and value > 0, f"{where}: no positive literal GRACEFUL_TIMEOUT_S ({value!r})"
+    # The budgets derived from it hold only if it is what the server is given as its kill timeout.
+    passed = [kw for node in ast.walk(tree) if isinstance(node, ast.Call) for kw in node.keywords
+              if kw.arg == "workers_kill_timeout"]
+    assert passed and all(isinstance(kw.value, ast.Name) and kw.value.id == "GRACEFUL_TIMEOUT_S" for kw in passed), (
+        f"{where}: the Server must get workers_kill_timeout=GRACEFUL_TIMEOUT_S")
+    return value
 
 
 def settings_defaults() -> dict[str, str]:

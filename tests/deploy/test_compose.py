@@ -170,8 +170,8 @@ def test_stop_grace_covers_each_shutdown(services):
     worker_need = float(defaults["WORKER_SHUTDOWN_GRACE"]) + 30  # grace, then Dramatiq's stop timeout margin
     for name in WORKER_SERVICES:
         assert seconds(services[name]["stop_grace_period"]) >= worker_need, name
-    from .deploy_helpers import gunicorn_setting
+    from .deploy_helpers import gateway_graceful_timeout
 
-    assert seconds(services["gateway"]["stop_grace_period"]) > gunicorn_setting("graceful_timeout")
+    assert seconds(services["gateway"]["stop_grace_period"]) > gateway_graceful_timeout()
     send = float(defaults["WEBHOOK_CONNECT_TIMEOUT"]) + float(defaults["WEBHOOK_READ_TIMEOUT"])
     assert seconds(services["dispatcher"]["stop_grace_period"]) > send

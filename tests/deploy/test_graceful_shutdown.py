@@ -3,8 +3,9 @@
 Each service runs as a real process (the same command its image runs) against its own database
 (taskqueue_deploy_test, recreated here) and Redis db 6, gets work in flight, then SIGTERM. It
 must exit 0 well inside the grace period the manifests give it, and:
-- gateway (gunicorn): a request that is still being received completes with its 201, and every
-  request answered 201 while shutting down is in Postgres;
+- gateway (`python -m gateway`: a Granian main process plus its worker processes): a request that
+  is still being received completes with its 201, every request answered 201 while shutting down
+  is in Postgres, and no worker process outlives the main one;
 - worker: a task that can finish within WORKER_SHUTDOWN_GRACE finishes, a long one returns to
   `queued` with its message back in Redis, and the next worker runs it;
 - scheduler: stopped while releasing due tasks, it leaves each one released or still due, and the
@@ -35,7 +36,7 @@ import requests
 # tests/ is on sys.path (pytest's rootdir conftest): the same module names the e2e suite uses.
 from e2e.e2e_helpers import Client, Service, System, free_port, wait_until
 
-from .deploy_helpers import REPO, gunicorn_setting
+from .deploy_helpers import REPO, gateway_graceful_timeout
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -142,6 +143,19 @@ def start(system: System, name: str, argv: list[str], health_port: int) -> Servi
     return svc
 
 
+def running_pids(pids: list[int]) -> list[int]:
+    """Those of `pids` that are still running (zombies count as gone)."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            out.append(pid)
+    return out
+
+
 def task_status(engine, task_id: str) -> str:
     from sqlalchemy import text
 
@@ -165,9 +179,11 @@ def queued_task_ids(redis_client, queue: str) -> list[str]:
 
 
 def test_gateway_completes_in_flight_requests(system, engine):
-    system.start_gateway()
+    system.start_gateway()  # python -m gateway, 2 worker processes
     gateway = system.gateway
     gateway.wait_healthy(timeout=40)
+    workers = gateway.pids()[1:]  # Granian's worker processes, under the main one
+    assert len(workers) >= 2, f"expected a main process and 2 worker processes: {gateway.pids()}"
     client = Client(system.base_url)
     port = int(system.base_url.rsplit(":", 1)[1])
 
@@ -178,7 +194,7 @@ def test_gateway_completes_in_flight_requests(system, engine):
         b"POST /api/v1/tasks/ HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
         + f"Authorization: {client.http.headers['Authorization']}\r\nContent-Length: {len(body)}\r\n".encode()
         + b"Connection: close\r\n\r\n" + body[: len(body) // 2])
-    time.sleep(0.5)  # a gunicorn thread is now inside the request, waiting for the rest of the body
+    time.sleep(0.5)  # a worker now holds the request, waiting for the rest of the body
 
     # 2. Clients keep sending while the gateway shuts down: each 201 must be a stored task.
     created, errors, stop = [], [], threading.Event()
@@ -205,7 +221,7 @@ def test_gateway_completes_in_flight_requests(system, engine):
     gateway.proc.send_signal(signal.SIGTERM)
     started = time.monotonic()
     time.sleep(1.0)
-    assert gateway.alive(), "gunicorn exited with a request still in flight"
+    assert gateway.alive(), "the gateway exited with a request still in flight"
     slow.sendall(body[len(body) // 2:])
     response = b""
     while chunk := slow.recv(65536):
@@ -215,7 +231,7 @@ def test_gateway_completes_in_flight_requests(system, engine):
     assert b" 201 " in status_line, response[:500]
     slow_task = json.loads(rest.split(b"\r\n\r\n", 1)[1])
 
-    grace = gunicorn_setting("graceful_timeout")
+    grace = gateway_graceful_timeout()
     try:
         code = gateway.proc.wait(grace + 10)
     except subprocess.TimeoutExpired:
@@ -224,8 +240,9 @@ def test_gateway_completes_in_flight_requests(system, engine):
     stop.set()
     for t in threads:
         t.join(15)
-    assert code == 0, f"gunicorn exited {code}\n{gateway.tail()}"
-    assert elapsed < grace, f"shutdown took {elapsed:.1f}s (graceful_timeout {grace}s)"
+    assert code == 0, f"the gateway exited {code}\n{gateway.tail()}"
+    assert elapsed < grace, f"shutdown took {elapsed:.1f}s (GRACEFUL_TIMEOUT_S {grace}s)"
+    assert not running_pids(workers), f"worker processes outlived the main one: {running_pids(workers)}"
     assert not errors, f"requests failed during shutdown: {errors[:5]}"
     for task_id in [slow_task["id"], *created]:
         assert task_status(engine, task_id) == "queued", task_id

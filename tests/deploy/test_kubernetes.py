@@ -19,8 +19,7 @@ from .deploy_helpers import (
     K8S,
     KUBERNETES_VERSIONS,
     SCHEMAS,
-    gunicorn_env_names,
-    gunicorn_setting,
+    gateway_graceful_timeout,
     load_yaml,
     main_container,
     objects,
@@ -228,8 +227,8 @@ def test_shutdown_budgets(docs):
     config = config_values(docs)
     worker_grace = float(config.get("WORKER_SHUTDOWN_GRACE", defaults["WORKER_SHUTDOWN_GRACE"]))
     need = {
-        # gunicorn: in-flight requests get graceful_timeout
-        "gateway": gunicorn_setting("graceful_timeout"),
+        # gateway (Granian): in-flight requests get GRACEFUL_TIMEOUT_S, then its workers are killed
+        "gateway": gateway_graceful_timeout(),
         # worker: grace to finish, then interrupt + hand back; Dramatiq's stop waits up to grace + 30
         "worker": worker_grace + 30,
         # dispatcher: the sends in flight (connect + read timeouts)
@@ -372,7 +371,7 @@ def test_ingress_routes(target, docs):
 def test_secret_keys_and_settings_names(target, docs):
     template = load_yaml(K8S / "base" / "secret.template.yaml")
     template_keys = set(template["stringData"])
-    known = settings_env_names() | gunicorn_env_names() | {KEDA_ADDRESS_ENV}
+    known = settings_env_names() | {KEDA_ADDRESS_ENV}
     config = config_values(docs)
     assert set(config) <= known, f"ConfigMap keys no service reads: {sorted(set(config) - known)}"
     secrets = objects(docs, "Secret")

@@ -1,7 +1,7 @@
 """End-to-end fixtures: the real services as real processes, driven over HTTP like a client.
 
 The package-scoped `system` fixture starts, against the test database and Redis db:
-- the gateway under gunicorn (2 workers) on a free port,
+- the gateway (2 processes) on a free port,
 - one worker process serving every queue,
 - two scheduler replicas (so every test also proves replicas never release anything twice),
 each logging to its own file under a temporary directory. It waits for the gateway's /readyz

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pytest
 import requests
 from sqlalchemy import text
-from support.stack import ALL_QUEUES, GUNICORN_CONF, Service, free_port
+from support.stack import ALL_QUEUES, GATEWAY_ARGS, Service, free_port
 
 TERMINAL = ("success", "failure", "revoked")
 LOG_TAIL_LINES = 40
@@ -59,6 +59,8 @@ def metric_value(metrics_text: str, name: str, labels: dict[str, str] | None = N
 class System:
     """The running services plus the knobs tests need (workers on demand, metrics)."""
 
+    gateway_workers = 2  # processes: the metrics tests check they are aggregated
+
     def __init__(self, log_dir: Path, env: dict[str, str]):
         self.log_dir, self.env = log_dir, env
         self.gateway: Service | None = None
@@ -70,15 +72,16 @@ class System:
 
     # -- lifecycle
     def start_gateway(self) -> None:
+        self.gateway, self.base_url = self.gateway_process("gateway", self.gateway_workers)
+
+    def gateway_process(self, name: str, workers: int, **env: str) -> tuple[Service, str]:
+        """Start a gateway (`python -m gateway`, 4 threads per process) on a free port; returns it
+        and its base URL. Several processes share their metrics through their own directory."""
         port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        env = {**self.env, "GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKERS": "2", "GATEWAY_THREADS": "4",
-               "PROMETHEUS_MULTIPROC_DIR": str(self._new_dir("gateway-metrics")),
-               # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl),
-               # shared with any other gunicorn of this user: give ours its own directory
-               "XDG_RUNTIME_DIR": str(self._new_dir("run"))}
-        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "gateway.app:create_app()"]
-        self.gateway = self._spawn("gateway", argv, env, f"{self.base_url}/readyz")
+        env = {**self.env, "GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKERS": str(workers),
+               "GATEWAY_THREADS": "4", "PROMETHEUS_MULTIPROC_DIR": str(self._new_dir(f"{name}-metrics")), **env}
+        base_url = f"http://127.0.0.1:{port}"
+        return self._spawn(name, [sys.executable, *GATEWAY_ARGS], env, f"{base_url}/readyz"), base_url
 
     def start_scheduler(self) -> Service:
         port = free_port()

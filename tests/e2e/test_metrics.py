@@ -1,4 +1,4 @@
-"""Metrics of the running services: the gateway's /metrics sums both gunicorn workers, and the
+"""Metrics of the running services: the gateway's /metrics sums both server processes, and the
 worker counts retries and dead letters (metric definitions are unit-tested; this is the wiring)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .e2e_helpers import metric_value, wait_until
 CREATED = "taskqueue_gateway_tasks_created_total"
 
 
-def test_gateway_metrics_are_aggregated_across_gunicorn_workers(client, system):
+def test_gateway_metrics_are_aggregated_across_server_processes(client, system):
     def created() -> float:
         return metric_value(requests.get(f"{system.base_url}/metrics", timeout=5).text, CREATED, {"task_type": "sleep"})
 

@@ -1,4 +1,4 @@
-"""The fuzz target: the gateway alone under gunicorn, on this package's own database
+"""The fuzz target: the gateway alone (python -m gateway), on this package's own database
 (taskqueue_fuzz_test, recreated and migrated at start) and Redis db 11, with rate limiting off
 (the fuzzer sends thousands of requests from one IP as one user).
 

@@ -1,4 +1,4 @@
-"""Schemathesis against the real gateway (gunicorn) with a valid token: every operation of
+"""Schemathesis against the real gateway (python -m gateway) with a valid token: every operation of
 /api/openapi.json, FUZZ_MAX_EXAMPLES generated cases each (valid and invalid inputs), and no
 5xx, no status code, content type or body that the document does not allow.
 

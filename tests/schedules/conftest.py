@@ -1,7 +1,7 @@
 """Recurring schedules end to end: the real services as processes, on this package's own
 database (taskqueue_schedules_test, recreated and migrated at start) and Redis db 7.
 
-The package-scoped `system`: the gateway under gunicorn, one worker and TWO scheduler
+The package-scoped `system`: the gateway (python -m gateway), one worker and TWO scheduler
 replicas, the schedulers polling for due schedules every 200 ms with a 1 s misfire grace
 (so a 2 s interval schedule shows on-time fires, missed fires and skips within seconds).
 Tests stop and restart the schedulers through `system` (see `restart_schedulers`).

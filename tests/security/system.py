@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from e2e.e2e_helpers import GUNICORN_CONF, Service, System, free_port
+from e2e.e2e_helpers import Service, System, free_port
 
 
 class SecuritySystem(System):
@@ -24,14 +24,7 @@ class SecuritySystem(System):
         self.dispatcher: Service | None = None
 
     def _gateway(self, name: str, allow_private: bool) -> tuple[Service, str]:
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        env = {**self.env, "GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKERS": "1", "GATEWAY_THREADS": "4",
-               "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true" if allow_private else "false",
-               "PROMETHEUS_MULTIPROC_DIR": str(self._new_dir(f"{name}-metrics")),
-               "XDG_RUNTIME_DIR": str(self._new_dir(f"{name}-run"))}
-        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "gateway.app:create_app()"]
-        return self._spawn(name, argv, env, f"{base_url}/readyz"), base_url
+        return self.gateway_process(name, 1, WEBHOOK_ALLOW_PRIVATE_NETWORKS="true" if allow_private else "false")
 
     def start_gateways(self) -> None:
         self.gateway, self.base_url = self._gateway("gateway", allow_private=False)

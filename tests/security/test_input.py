@@ -230,7 +230,7 @@ def test_body_over_the_limit_is_413(poster, db, path, method, auth):
     Content-Length (chunked upload), authenticated or not."""
     before = (_count(db, "tasks", poster.id), _count(db, "schedules", poster.id), db.scalar("SELECT count(*) FROM users"))
     raw = _big(LIMIT + 10)
-    # Connection: close, because gunicorn may drop a kept-alive connection whose unread body it
+    # Connection: close, because a server may drop a kept-alive connection whose unread body it
     # gives up draining, and a pooled client would then fail its next request on it.
     headers = {"Content-Type": "application/json", "Connection": "close"}
     r = poster.call(method, path, data=raw, auth=auth, headers=headers)
@@ -256,7 +256,7 @@ def test_body_just_under_the_limit_is_accepted_intact(poster):
                                    "status=%00", "task_type=%ED%A0%80", "search=" + "%F0%9F%98%80" * 2000])
 def test_hostile_query_strings_never_5xx(poster, query):
     """Task list filters with invalid UTF-8, NUL, huge numbers and huge values: 200 or a JSON 4xx
-    (a request line over gunicorn's limit is refused by gunicorn itself, before the app, with 400/414)."""
+    (a request line over the server's limit is refused by the server itself, before the app, with 400/414)."""
     r = poster.call("GET", f"/tasks/?{query}", headers={"Connection": "close"})
     assert r.status_code < 500, f"{query[:60]}: {r.status_code} {r.text[:300]}"
     if len(query) > 4000:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak: the whole system at half its measured end-to-end capacity for --duration seconds.
 
-Starts every service as a real process (gateway under gunicorn, worker(s), scheduler(s),
+Starts every service as a real process (gateway as python -m gateway, worker(s), scheduler(s),
 dispatcher, notifier) on its own database `taskqueue_soak` and Redis db 12, with a webhook
 receiver and a websocket client attached; measures capacity with a short burst (unless --rate
 is given), then submits a mix of tasks through the HTTP API at half of it, printing a sample

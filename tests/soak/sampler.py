@@ -1,4 +1,4 @@
-"""One sample of the running system: RSS of every process (from /proc, gunicorn workers
+"""One sample of the running system: RSS of every process (from /proc, gateway worker processes
 included), Postgres connections and row counts, Redis memory, stream and queue lengths, and
 progress counters (tasks finished by the workers, rows deleted by retention)."""
 from __future__ import annotations

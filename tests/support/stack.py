@@ -2,7 +2,7 @@
 
 Used by scripts that drive the whole system (tests/chaos, tests/soak) and, for its `Service`, by
 the pytest harness (tests/e2e/e2e_helpers.py); pytest-free on purpose.
-Each service is one OS process (the gateway: a gunicorn master plus its workers) in its own
+Each service is one OS process (the gateway: a Granian main process plus its workers) in its own
 session, started from the repository root with the environment you give, logging to
 `<log_dir>/<name>.log` (appended across restarts, so a log shows every life of the service).
 
@@ -11,7 +11,7 @@ API (keep it stable, other scripts import it):
     from support.stack import Stack, free_port
 
     stack = Stack(log_dir, env={"DATABASE_URL": ..., "REDIS_URL": ...})  # merged over os.environ
-    gw = stack.add_gateway(workers=2, threads=4)      # gunicorn, gw.url = "http://127.0.0.1:<port>"
+    gw = stack.add_gateway(workers=2, threads=4)      # python -m gateway, gw.url = "http://127.0.0.1:<port>"
     w = stack.add_worker(queues="critical,high,default,low", threads=8)
     s = stack.add_scheduler()
     d = stack.add_dispatcher()
@@ -42,7 +42,7 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-GUNICORN_CONF = REPO / "services" / "gateway" / "gunicorn.conf.py"
+GATEWAY_ARGS = ["-m", "gateway"]  # after the interpreter: Granian serving gateway.app:create_app
 ALL_QUEUES = "critical,high,default,low"
 LOCALHOST = "127.0.0.1"
 
@@ -55,7 +55,7 @@ def free_port() -> int:
 
 
 def children_of(pid: int) -> list[int]:
-    """Every descendant of `pid` (from /proc), so a gunicorn master's workers can be listed."""
+    """Every descendant of `pid` (from /proc), so a server's worker processes can be listed."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -101,7 +101,7 @@ class Service:
         return self.proc.pid if self.proc else None
 
     def pids(self) -> list[int]:
-        """The process and its descendants (gunicorn workers), empty when not running."""
+        """The process and its descendants (server worker processes), empty when not running."""
         return [self.proc.pid, *children_of(self.proc.pid)] if self.alive() else []
 
     def alive(self) -> bool:
@@ -194,8 +194,8 @@ class Stack:
     def add_gateway(self, workers: int = 2, threads: int = 4, name: str = "gateway") -> Service:
         port = free_port()
         env = {"GATEWAY_BIND": f"{LOCALHOST}:{port}", "GATEWAY_WORKERS": str(workers), "GATEWAY_THREADS": str(threads),
-               "PROMETHEUS_MULTIPROC_DIR": str(self._dir(f"{name}-metrics")), "XDG_RUNTIME_DIR": str(self._dir(f"{name}-run"))}
-        argv = [self.python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "gateway.app:create_app()"]
+               "PROMETHEUS_MULTIPROC_DIR": str(self._dir(f"{name}-metrics"))}
+        argv = [self.python, *GATEWAY_ARGS]
         svc = self._add(name, "gateway", argv, env, port, f"http://{LOCALHOST}:{port}/readyz", metrics=False)
         svc.url = f"http://{LOCALHOST}:{port}"
         return svc

@@ -1,7 +1,7 @@
 """Webhook tests: the real services as processes, a real HTTP receiver, no mocks.
 
 The package-scoped `system` runs, against its own database (taskqueue_webhooks_test,
-recreated and migrated at start) and Redis db 5: the gateway under gunicorn (1 worker), one
+recreated and migrated at start) and Redis db 5: the gateway (1 process), one
 worker, one scheduler and one dispatcher, with short webhook timings (retry base 0.5 s,
 read timeout 2 s, lease 3 s, reconciliation every 1 s) so retries and recoveries happen
 within seconds. Tests start extra dispatchers, SIGTERM or SIGKILL them; the function-scoped

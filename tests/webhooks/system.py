@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from e2e.e2e_helpers import GUNICORN_CONF, Service, System, free_port
+from e2e.e2e_helpers import Service, System, free_port
 
 
 class WebhookSystem(System):
     """The e2e System plus dispatchers, with a single-worker gateway."""
 
+    gateway_workers = 1
+
     def __init__(self, log_dir, env):
         super().__init__(log_dir, env)
         self.dispatchers: list[Service] = []
-
-    def start_gateway(self) -> None:
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        env = {**self.env, "GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKERS": "1", "GATEWAY_THREADS": "4",
-               "PROMETHEUS_MULTIPROC_DIR": str(self._new_dir("gateway-metrics")),
-               "XDG_RUNTIME_DIR": str(self._new_dir("run"))}
-        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "gateway.app:create_app()"]
-        self.gateway = self._spawn("gateway", argv, env, f"{self.base_url}/readyz")
 
     def start_dispatcher(self, wait: bool = True, **env) -> Service:
         port = free_port()

@@ -2,7 +2,7 @@
 
 The package uses `taskqueue_notifier_test` and Redis db 4 (same servers as the rest of the
 suite), recreated at start, so it never collides with another package's services or data.
-The stack: the gateway (1 gunicorn worker), one worker, one scheduler and one notifier with a
+The stack: the gateway (1 process), one worker, one scheduler and one notifier with a
 small per-client buffer (so the slow-client test overflows it quickly). Tests that need a
 notifier of their own (SIGTERM) start one through `stack.start_notifier()`.
 """

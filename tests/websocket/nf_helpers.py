@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timezone
 
 import requests
-from e2e.e2e_helpers import GUNICORN_CONF, Client, Service, System, free_port
+from e2e.e2e_helpers import Client, Service, System, free_port
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -22,18 +22,11 @@ PASSWORD = "s3cret-pass-123"
 class Stack(System):
     """Gateway (1 worker) + worker + scheduler + notifier, as real processes."""
 
+    gateway_workers = 1
+
     def __init__(self, log_dir, env):
         super().__init__(log_dir, env)
         self.notifiers: list[Service] = []
-
-    def start_gateway(self) -> None:
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        env = {**self.env, "GATEWAY_BIND": f"127.0.0.1:{port}", "GATEWAY_WORKERS": "1", "GATEWAY_THREADS": "4",
-               "PROMETHEUS_MULTIPROC_DIR": str(self._new_dir("gateway-metrics")),
-               "XDG_RUNTIME_DIR": str(self._new_dir("run"))}
-        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "gateway.app:create_app()"]
-        self.gateway = self._spawn("gateway", argv, env, f"{self.base_url}/readyz")
 
     def start_notifier(self, **extra_env: str) -> Service:
         port, metrics_port = free_port(), free_port()

@@ -11,7 +11,7 @@ from shared.db import engine_options, make_engine, sqlalchemy_url
 from shared.handoff import Handoff
 from shared.settings import Settings
 
-from . import errors, health, metrics, ratelimit
+from . import errors, health, metrics, ratelimit, validation
 from .admin import init_admin
 from .auth import bp as auth_bp
 from .auth import tokens
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     jwt.init_app(app)
     tokens.init(app)
     errors.register(app)
+    app.before_request(validation.refuse_long_urls)
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     writes = make_engine(settings.database_url, settings.db_pool_size, "gateway", autocommit=True)
@@ -60,6 +61,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (health.bp, auth_bp, tasks_bp, webhooks_bp, dead_letters_bp, schedules_bp, docs.bp):
         app.register_blueprint(blueprint)
     init_admin(app, settings)  # /admin/: staff dashboard (session login, CSRF on its forms only)
-    metrics.init_app(app)  # /metrics (aggregated across gunicorn workers); first, so it also times 429s
+    metrics.init_app(app)  # /metrics (aggregated across server processes); first, so it also times 429s
     ratelimit.init_app(app, settings)  # after metrics: its hooks run inside the timing, so 429s count
     return app

@@ -1,10 +1,11 @@
 """The gateway's Prometheus metrics: `/metrics` with the HTTP metrics of prometheus-flask-exporter
 (`taskqueue_gateway_http_request_*`) plus business counters.
 
-Under gunicorn, `gunicorn.conf.py` sets PROMETHEUS_MULTIPROC_DIR before any worker imports
-prometheus_client: every worker process then writes its samples to files in that directory and
-`/metrics`, whichever worker answers, aggregates them (prometheus_client's multiprocess mode).
-Only counters and histograms live here, so the aggregate is a plain sum.
+With more than one server process, `python -m gateway` sets PROMETHEUS_MULTIPROC_DIR before any
+of them imports prometheus_client: every process then writes its samples to files in that
+directory and `/metrics`, whichever process answers, aggregates them (prometheus_client's
+multiprocess mode). Only counters and histograms live here, so the aggregate is a plain sum and
+a process that exits leaves nothing stale. With one process the samples stay in memory.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ API_ERRORS = Counter("taskqueue_gateway_api_errors_total", "API responses with a
 
 
 def init_app(app: Flask) -> None:
-    """Serve `/metrics` (aggregated across gunicorn workers when run under gunicorn)."""
+    """Serve `/metrics` (aggregated across the server's processes when there are several)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics as Metrics
+        from prometheus_flask_exporter.multiprocess import MultiprocessInternalPrometheusMetrics as Metrics
     else:
         from prometheus_flask_exporter import PrometheusMetrics as Metrics
     Metrics(app, group_by="url_rule", defaults_prefix=HTTP_PREFIX, excluded_paths=UNTRACKED_PATHS)

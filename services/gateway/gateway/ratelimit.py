@@ -169,8 +169,8 @@ class SharedCounterStorage(RedisStorage):
             return window.seen
 
     def _thread_client(self):
-        """A client holding one connection, per thread (gunicorn's threads live as long as the
-        process): a request's round trip skips the shared pool's locking and bookkeeping."""
+        """A client holding one connection, per thread (the server's threads are long-lived): a
+        request's round trip skips the shared pool's locking and bookkeeping."""
         client = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = self.dependency.from_url(
@@ -179,7 +179,7 @@ class SharedCounterStorage(RedisStorage):
         return client
 
     def _ensure_syncer(self) -> None:  # under self._lock
-        pid = os.getpid()  # a forked process (gunicorn worker) starts its own thread
+        pid = os.getpid()  # a forked server process starts its own thread
         if self._syncer is None or self._syncer[0] != pid or not self._syncer[1].is_alive():
             thread = threading.Thread(target=self._sync_forever, name="ratelimit-sync", daemon=True)
             self._syncer = (pid, thread)

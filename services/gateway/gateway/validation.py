@@ -9,6 +9,15 @@ from flask import request
 
 from .errors import ApiError
 
+MAX_URL_BYTES = 4096  # path plus query string; what gunicorn and common proxies accept in a request line
+
+
+def refuse_long_urls() -> None:
+    """414 before any work for a URL over MAX_URL_BYTES: no filter or search needs more, and the
+    app must not depend on the HTTP server in front of it to bound what it parses."""
+    if len(request.path) + len(request.query_string) > MAX_URL_BYTES:
+        raise ApiError(414, "Request URL too long.")
+
 
 def json_body() -> dict:
     """The request's JSON object; 400 for anything else (malformed JSON, arrays, wrong type,

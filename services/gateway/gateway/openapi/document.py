@@ -27,7 +27,7 @@ ERRORS = {
 # Routes that other libraries register (no @operation of ours): endpoint -> description.
 EXTERNAL = {
     "prometheus_metrics": Operation(
-        "Prometheus metrics (aggregated across gunicorn workers)",
+        "Prometheus metrics (aggregated across the server's processes)",
         ok={200: {"type": "string"}}, auth=False, content_type="text/plain",
     ),
 }
