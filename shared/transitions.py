@@ -1,7 +1,8 @@
 """Every task status change, as one SQL statement: a conditional UPDATE plus its outbox row.
 
 Each statement is built once with SQLAlchemy, compiled once, and run as a server-side
-prepared statement (see `shared.prepared`). Each returns the changed task rows joined with their
+prepared statement (see `shared.prepared`). The worker's `claim` and `succeed` take arrays: one
+statement moves a whole batch of tasks (see `shared.group_commit`), each row with its own guard. Each returns the changed task rows joined with their
 new event (`event_id`, `event_at`, `webhook_event`), or nothing when the guard did not match
 because the task had already moved on: a duplicate message, a late worker or a cancel race
 can never move a task backwards or finish it twice. Callers hand the rows to
@@ -14,9 +15,11 @@ from typing import Any, Sequence
 
 from sqlalchemy import (
     Connection,
+    Integer,
     Interval,
     String,
     bindparam,
+    cast,
     func,
     insert,
     literal,
@@ -24,7 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from . import statuses
 from .models import DeadLetter, Task, TaskEvent
@@ -91,6 +94,14 @@ def _update(from_statuses: tuple, to_status: str, sets: dict, guards: Sequence =
     return changed
 
 
+def _unnest(**columns):
+    """`unnest(CAST(CAST($1 AS TEXT[]) AS t1[]), ...) AS v(col1, ...)`, from col=(parameter, type):
+    one row per item of a batch, its values passed as one array of strings per column (psycopg2
+    sends a list as a text array, which EXECUTE would not coerce to uuid[] or jsonb[] itself)."""
+    arrays = [cast(cast(bindparam(param), ARRAY(String)), ARRAY(type_)) for param, type_ in columns.values()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
+
+
 # Parameter names never equal a column name: SQLAlchemy reserves those for SET clauses.
 OWNER = TASKS.c.owner_id == bindparam("owner")
 OUR_CLAIM = TASKS.c.attempts == bindparam("claim")
@@ -103,13 +114,15 @@ def _statements() -> dict[str, Any]:
     s = {}
     created = insert(TASKS).values({c: bindparam(f"new_{c}", type_=TASKS.c[c].type) for c in CREATE_COLUMNS}).returning(*TASKS.c).cte("t")
     s["create"] = _with_event(created)
+    # The worker's claims and successes take a batch of tasks each (shared.group_commit).
     s["claim"] = _with_event(_update((statuses.QUEUED,), statuses.RUNNING, {
         "started_at": func.now(), "completed_at": None, "attempts": TASKS.c.attempts + 1,
         "lease_expires_at": func.now() + bindparam("lease", type_=Interval()), "worker_id": bindparam("worker"),
-    }), columns=(*WORKER_COLUMNS, "payload"))
+    }, picked=_unnest(id=("task_ids", TASKS.c.id.type))), columns=(*WORKER_COLUMNS, "payload"))
+    succeeded = _unnest(id=("task_ids", TASKS.c.id.type), claim=("claims", Integer()), outcome=("outcomes", JSONB()))
     s["succeed"] = _with_event(_update((statuses.RUNNING,), statuses.SUCCESS, {
-        **done, "result": bindparam("outcome", type_=JSONB()),
-    }, [OUR_CLAIM]), columns=WORKER_COLUMNS)
+        **done, "result": succeeded.c.outcome,
+    }, [TASKS.c.attempts == succeeded.c.claim], picked=succeeded), columns=WORKER_COLUMNS)
     s["retry_later"] = _with_event(_update((statuses.RUNNING,), statuses.RETRY, {
         **ERROR_SETS, "lease_expires_at": None, "scheduled_at": func.now() + bindparam("delay", type_=Interval()),
     }, [OUR_CLAIM]), columns=WORKER_COLUMNS)

@@ -19,11 +19,11 @@ def run_attempt(monkeypatch, task_type: str, payload, final_status: str | None):
     """Execute one claimed task whose outcome transition returns `final_status` (None: lost claim)."""
     claimed = SimpleNamespace(id="t-1", task_type=task_type, queue="high", payload=payload, timeout=5,
                               attempts=1, retry_count=0, max_retries=3, retry_delay=1)
-    rows = [] if final_status is None else [SimpleNamespace(status=final_status)]
-    monkeypatch.setattr("worker.execution.transitions.run", lambda conn, transition, **params: rows)
+    rows = [] if final_status is None else [SimpleNamespace(id="t-1", status=final_status)]
+    monkeypatch.setattr("worker.execution.transitions.run",
+                        lambda conn, transition, **params: [claimed] if transition == "claim" else rows)
     executor = Executor(engine=SimpleNamespace(connect=nullcontext), handoff=SimpleNamespace(submit=lambda rows: None),
                         worker_id="w", lease_seconds=30, allow_private_networks=False)
-    executor._claim = lambda conn, task_id: claimed
     executor.execute("t-1")
 
 

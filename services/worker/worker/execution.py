@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from shared import statuses, transitions
 from shared.backoff import backoff_seconds
+from shared.group_commit import GroupCommit
 from shared.handoff import Handoff
 
 from . import metrics
@@ -46,11 +47,18 @@ class Executor:
     allow_private_networks: bool
     active: dict[str, TaskContext] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Claims and successes of concurrent threads go to Postgres as one statement (group commit).
+    claims: GroupCommit = field(init=False)
+    successes: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.claims = GroupCommit(self._claim_batch, key=str)
+        self.successes = GroupCommit(self._succeed_batch, key=lambda item: item[0])
 
     def execute(self, task_id: str) -> None:
         # One pool checkout for the claim and the outcome (the pool has a connection per thread).
         with self.engine.connect() as conn:
-            claimed = self._claim(conn, task_id)
+            claimed = self.claims.submit(conn, task_id)
             if claimed is None:
                 metrics.STALE_MESSAGES.inc()
                 return
@@ -82,15 +90,24 @@ class Executor:
         self.handoff.submit(rows)
         return rows[0] if rows else None
 
-    def _claim(self, conn, task_id: str):
+    def _claim_batch(self, conn, task_ids: list[str]) -> dict:
         lease = timedelta(seconds=self.lease_seconds)
-        return self._commit(transitions.run(conn, "claim", task_id=task_id, lease=lease, worker=self.worker_id))
+        rows = transitions.run(conn, "claim", task_ids=task_ids, lease=lease, worker=self.worker_id)
+        self.handoff.submit(rows)
+        return {str(row.id): row for row in rows}
+
+    def _succeed_batch(self, conn, items: list[tuple]) -> dict:
+        """items: (task id, our claim, result)."""
+        rows = transitions.run(conn, "succeed", task_ids=[i[0] for i in items], claims=[str(i[1]) for i in items],
+                               outcomes=[json.dumps(i[2]) for i in items])
+        self.handoff.submit(rows)
+        return {str(row.id): row for row in rows}
 
     def _record(self, conn, task, outcome: Outcome) -> None:
         """Commit the outcome of our claim; `attempts` guards against a lease taken over meanwhile."""
         ours = {"task_id": task.id, "claim": task.attempts}
         if outcome.status == "success":
-            final = self._commit(transitions.run(conn, "succeed", **ours, outcome=outcome.result))
+            final = self.successes.submit(conn, (str(task.id), task.attempts, outcome.result))
         elif outcome.status == "interrupted":
             if outcome.reason == "shutdown":  # hand the task back so another worker runs it
                 self._commit(transitions.run(conn, "hand_back", **ours))
