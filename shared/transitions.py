@@ -10,10 +10,13 @@ can never move a task backwards or finish it twice. Callers hand the rows to
 """
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from functools import cache
 from typing import Any, Sequence
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Integer,
     Interval,
@@ -112,8 +115,9 @@ ERROR_SETS = {"error_message": bindparam("error"), "traceback": bindparam("error
 def _statements() -> dict[str, Any]:
     done = {"completed_at": func.now(), "lease_expires_at": None}
     s = {}
-    created = insert(TASKS).values({c: bindparam(f"new_{c}", type_=TASKS.c[c].type) for c in CREATE_COLUMNS}).returning(*TASKS.c).cte("t")
-    s["create"] = _with_event(created)
+    new = _unnest(**{c: (f"new_{c}", TASKS.c[c].type) for c in CREATE_COLUMNS})
+    created = insert(TASKS).from_select(CREATE_COLUMNS, select(*(new.c[c] for c in CREATE_COLUMNS)))
+    s["create"] = _with_event(created.returning(*TASKS.c).cte("t"))
     # The worker's claims and successes take a batch of tasks each (shared.group_commit).
     s["claim"] = _with_event(_update((statuses.QUEUED,), statuses.RUNNING, {
         "started_at": func.now(), "completed_at": None, "attempts": TASKS.c.attempts + 1,
@@ -188,6 +192,22 @@ def run_one(conn: Connection, transition: str, /, **params: Any):
 
 def create(conn: Connection, values: dict[str, Any]):
     """INSERT a task (every column of CREATE_COLUMNS) with its first event."""
-    return run(conn, "create", **{f"new_{c}": values[c] for c in CREATE_COLUMNS})[0]
+    return create_many(conn, [values])[0]
+
+
+def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list:
+    """INSERT tasks (dicts of every column of CREATE_COLUMNS) with their first events, in one
+    statement; returns the new rows in no particular order."""
+    arrays = {f"new_{c}": [_as_text(r[c], TASKS.c[c].type) for r in rows] for c in CREATE_COLUMNS}
+    return run(conn, "create", **arrays)
+
+
+def _as_text(value: Any, type_) -> str | None:
+    """A value as the text Postgres parses into its column (see _unnest)."""
+    if isinstance(type_, JSON):
+        return json.dumps(value)
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 

@@ -4,12 +4,14 @@ Created once by the app factory and kept on `app.extensions`, so requests never 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from flask import current_app, g
 from sqlalchemy import Connection, Engine
 
+from shared import transitions
+from shared.group_commit import GroupCommit
 from shared.handoff import Handoff
 from shared.settings import Settings
 
@@ -20,6 +22,11 @@ class Runtime:
     redis: redis.Redis
     handoff: Handoff
     autocommit: Engine  # single-statement writes (transitions): see shared.db.make_engine
+    # New tasks of concurrent requests are inserted by one statement (see create_task).
+    creates: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.creates = GroupCommit(_insert_tasks, key=lambda values: str(values["id"]))
 
     def after_commit(self, rows) -> None:
         self.handoff.submit(rows)
@@ -32,6 +39,10 @@ class Runtime:
         if conn is None:
             conn = g.autocommit_connection = self.autocommit.connect()
         return conn
+
+
+def _insert_tasks(conn: Connection, rows: list[dict]) -> dict:
+    return {str(row.id): row for row in transitions.create_many(conn, rows)}
 
 
 def release_connection(_exc=None) -> None:

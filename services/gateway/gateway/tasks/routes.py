@@ -43,18 +43,20 @@ def create_task():
     runtime = get_runtime()
     fields = read_task_fields(json_body(), runtime.settings.webhook_allow_private_networks)
     conn = runtime.connection()
-    if key is not None:
-        original = _idempotent_original(conn, owner, key)
-        if original is not None:
-            return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
-    try:
-        row = transitions.create(conn, row_values(owner, fields, key))
-    except IntegrityError:
-        # a concurrent request with the same key won the race
-        original = _idempotent_original(conn, owner, key) if key else None
-        if original is None:
-            raise
-        return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
+    if key is None:  # nothing to collide with: one INSERT shared with concurrent requests
+        return _created(runtime, runtime.creates.submit(conn, row_values(owner, fields)))
+    original = _idempotent_original(conn, owner, key)
+    if original is None:
+        try:
+            return _created(runtime, transitions.create(conn, row_values(owner, fields, key)))
+        except IntegrityError:  # a concurrent request with the same key won the race
+            original = _idempotent_original(conn, owner, key)
+            if original is None:
+                raise
+    return jsonify(serializers.task(original)), 201, {"Idempotent-Replayed": "true"}
+
+
+def _created(runtime, row):
     runtime.after_commit([row])
     metrics.TASKS_CREATED.labels(row.task_type, row.queue).inc()
     return jsonify(serializers.task(row)), 201
