@@ -1,9 +1,10 @@
 """Group commit: many threads' single-row statements run as one statement for all of them.
 
-A worker's threads each claim and finish tasks with a conditional UPDATE. Run one by one, every
-row costs a round trip, a statement and a commit (WAL flush), which on Postgres is far more than
-the row itself: measured here, an UPDATE...RETURNING with its outbox row cost ~0.18 ms of
-Postgres CPU alone, and ~0.035 ms per row when eight ran as one statement.
+The worker's threads each claim and finish tasks with a conditional UPDATE; the gateway's
+request threads each insert a task. Run one by one, every row costs a round trip, a statement
+and a commit (WAL flush), which on Postgres is far more than the row itself: measured here, an
+UPDATE...RETURNING with its outbox row cost ~0.18 ms of Postgres CPU alone, and ~0.035 ms per row
+when eight ran as one statement.
 
 The first thread to submit while nobody is leading runs its statement at once, alone (no added
 latency when idle). Threads that submit while a statement is in flight queue up; when it returns,
