@@ -78,6 +78,7 @@ class Settings:
     ratelimit_storage_url: str
     scheduler_gauges_seconds: float
     retention_interval_seconds: float
+    vacuum_interval_seconds: float
     retention_batch_size: int
     retention_tasks_days: float
     retention_dead_letters_days: float
@@ -166,6 +167,9 @@ class Settings:
             # dead letters and finished webhook deliveries are kept. See scheduler/retention.py.
             retention_interval_seconds=float(_env("RETENTION_INTERVAL_SECONDS", "60")),
             retention_batch_size=int(_env("RETENTION_BATCH_SIZE", "1000")),
+            # How often the scheduler checks the queue's hot tables for dead rows to vacuum when
+            # the Postgres server's autovacuum is off (0: never). See scheduler/vacuum.py.
+            vacuum_interval_seconds=float(_env("VACUUM_INTERVAL_SECONDS", "30")),
             retention_tasks_days=float(_env("RETENTION_TASKS_DAYS", "30")),
             retention_dead_letters_days=float(_env("RETENTION_DEAD_LETTERS_DAYS", "0")),
             retention_deliveries_days=float(_env("RETENTION_DELIVERIES_DAYS", "30")),

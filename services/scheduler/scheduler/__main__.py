@@ -21,6 +21,7 @@ from . import metrics
 from .gauges import Gauges
 from .jobs import Jobs
 from .retention import Retention
+from .vacuum import Vacuum
 
 log = logging.getLogger("scheduler")
 
@@ -66,6 +67,8 @@ def main(argv=None) -> None:
     }
     if settings.retention_interval_seconds > 0:  # deletes old finished rows (see retention.py)
         schedule["apply_retention"] = (Retention(engine, settings).run, settings.retention_interval_seconds)
+    if settings.vacuum_interval_seconds > 0:  # only acts when the server's autovacuum is off (see vacuum.py)
+        schedule["vacuum_hot_tables"] = (Vacuum(engine).run, settings.vacuum_interval_seconds)
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(len(schedule))}, timezone="UTC")
     for name, (fn, seconds) in schedule.items():
         scheduler.add_job(guarded(name, fn, beats), "interval", seconds=seconds, id=name,

@@ -31,3 +31,8 @@ SCHEDULE_ERRORS = Counter("taskqueue_scheduler_schedule_errors_total", "Schedule
 RETENTION_DELETED = Counter(
     "taskqueue_scheduler_retention_deleted_total", "Rows deleted by the retention job (retention.py), per table", ["table"]
 )
+VACUUMS = Counter(
+    "taskqueue_scheduler_vacuums_total",
+    "VACUUMs of a hot table by the scheduler (only on a Postgres server whose autovacuum is off)",
+    ["table"],
+)
