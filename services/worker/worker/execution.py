@@ -71,13 +71,13 @@ class Executor:
             try:
                 outcome = run_handler(claimed.task_type, claimed.payload, ctx)
             finally:
-                metrics.RUNNING.dec()
-                metrics.DURATION.labels(claimed.task_type).observe(time.perf_counter() - started)
-            try:
-                self._record(conn, claimed, outcome)
-            finally:
+                # No longer interruptible: the lease heartbeat leaves it alone from here on (its
+                # outcome may commit in another thread's statement before ours returns).
                 with self.lock:
                     self.active.pop(task_id, None)
+                metrics.RUNNING.dec()
+                metrics.DURATION.labels(claimed.task_type).observe(time.perf_counter() - started)
+            self._record(conn, claimed, outcome)
 
     def interrupt_all(self, reason: str) -> None:
         with self.lock:
