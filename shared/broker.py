@@ -21,7 +21,9 @@ from typing import Iterable
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import current_millis
 
+from .group_commit import GroupCommit
 from .routing import QUEUES, actor_name
 
 NAMESPACE = "dramatiq"
@@ -50,15 +52,26 @@ class DoorbellConsumer(_RedisConsumer):
 
     Every producer rings the doorbell, so an idle consumer wakes at once for new work and
     otherwise only looks at its queue every `idle_wait_s` (a safety net for messages put back
-    without a ring, e.g. Dramatiq's requeue of a dead worker's messages). Dramatiq's consumer
-    thread sends acks only between our returns, so while messages are in flight we come back
-    every BUSY_WAIT_S; and a consumer that cannot take more work leaves the rings to others.
+    without a ring, e.g. Dramatiq's requeue of a dead worker's messages). While messages are in
+    flight we come back every BUSY_WAIT_S, to fetch more as their acks (sent by the worker
+    threads, batched) free prefetch room; a consumer that cannot take more work leaves the rings
+    to others.
     """
 
     def __init__(self, broker, queue_name, prefetch, idle_wait_s: float):
         # The parent's own backoff sleep is reduced to nothing; the doorbell wait replaces it.
         super().__init__(broker, queue_name, prefetch, timeout=1)
         self.idle_wait_s = idle_wait_s
+        # Worker threads ack their own messages: those acking at once share a round trip.
+        self._acks = GroupCommit(lambda _conn, ids: broker.ack_many(queue_name, ids) or {}, key=str)
+
+    def ack(self, message) -> None:
+        try:
+            self._acks.submit(None, message.options["redis_message_id"])
+        except redis.ConnectionError as exc:
+            raise dramatiq.errors.ConnectionClosed(exc) from None
+        finally:
+            self.queued_message_ids.discard(message.message_id)
 
     def __next__(self):
         message = super().__next__()
@@ -97,6 +110,16 @@ class TaskBroker(RedisBroker):
         # `qsize` is read-only and used by nothing on the hot path (Dramatiq's join, our
         # requeue_dead_workers): make it the call that always runs maintenance.
         return 1 if command == "qsize" else super()._should_do_maintenance(command)
+
+    def ack_many(self, queue_name: str, message_ids: list[str]) -> None:
+        """Dramatiq's ack of each message (its dispatch script, with the arguments its own
+        `do_ack` passes), pipelined: one round trip for them all."""
+        dispatch, pipe = self.scripts["dispatch"], self.client.pipeline(transaction=False)
+        for message_id in message_ids:
+            args = ["ack", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
+                    self.dead_message_ttl, self._should_do_maintenance("ack"), self._max_unpack_size(), message_id]
+            dispatch(keys=[self.namespace], args=args, client=pipe)
+        pipe.execute()
 
     def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
         if delay is not None:
