@@ -63,7 +63,11 @@ class DoorbellConsumer(_RedisConsumer):
         super().__init__(broker, queue_name, prefetch, timeout=1)
         self.idle_wait_s = idle_wait_s
         # Worker threads ack their own messages: those acking at once share a round trip.
-        self._acks = GroupCommit(lambda _conn, ids: broker.ack_many(queue_name, ids) or {}, key=str)
+        self._acks = GroupCommit(self._ack_batch, key=str)
+
+    def _ack_batch(self, _conn, message_ids: list[str]) -> dict:
+        self.broker.ack_many(self.queue_name, message_ids)
+        return {}
 
     def ack(self, message) -> None:
         try:
