@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -319,3 +321,35 @@ def test_idempotency_key_expires_after_24h(client, user, db):
     second = client.post(TASKS, json=base_body(), headers=headers)
     assert second.status_code == 201
     assert second.get_json()["id"] != first["id"]
+
+
+def test_concurrent_creates_share_a_statement_and_each_gets_its_own_task(app, user, other_user, db):
+    """Requests that arrive while an INSERT is in flight share the next one (group commit):
+    each still gets exactly its own task, owned by its own user."""
+    creates = app.extensions["taskqueue"].creates
+    insert, batches = creates._run, []
+
+    def recording(conn, rows):
+        batches.append(len(rows))
+        if len(batches) == 1:
+            time.sleep(0.3)  # the others queue up behind the first statement
+        return insert(conn, rows)
+
+    def post(i: int):
+        owner = (user, other_user)[i % 2]
+        body = {"name": f"grouped-{i}", "task_type": "echo", "payload": {"i": i}}
+        return owner, i, app.test_client().post(TASKS, json=body, headers=owner.headers)
+
+    creates._run = recording
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(post, range(32)))
+    finally:
+        creates._run = insert
+    assert max(batches) > 1 and sum(batches) == 32
+    for owner, i, response in results:
+        assert response.status_code == 201, response.get_json()
+        task = response.get_json()
+        assert task["name"] == f"grouped-{i}" and task["payload"] == {"i": i}
+        assert db.scalar("SELECT owner_id FROM tasks WHERE id = :id", id=task["id"]) == owner.id
+    assert len({r.get_json()["id"] for _, _, r in results}) == 32
