@@ -67,7 +67,7 @@ def seeded(gateway, store) -> Seeded:
     delivery = trigger.json()["delivery_id"]
     failed = client.create("echo", max_retries=0)
     with store.engine.begin() as conn:
-        assert transitions.run_one(conn, "claim", task_ids=[str(failed["id"])], lease=timedelta(seconds=30), worker="fuzz")
+        assert transitions.run_one(conn, "claim", task_id=failed["id"], lease=timedelta(seconds=30), worker="fuzz")
         assert transitions.run_one(conn, "fail", task_id=failed["id"], claim=1, error="boom", error_traceback="tb",
                                    failures=1)
     [entry] = client.get("/dead-letters/").json()["results"]

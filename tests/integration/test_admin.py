@@ -74,7 +74,7 @@ def claim(engine, task_id: str):
     from shared import transitions
 
     with engine.begin() as conn:
-        return transitions.run_one(conn, "claim", task_ids=[str(task_id)], lease=timedelta(seconds=30), worker="admin-test")
+        return transitions.run_one(conn, "claim", task_id=task_id, lease=timedelta(seconds=30), worker="admin-test")
 
 
 def fail_for_good(engine, task_id: str, error: str = "boom"):

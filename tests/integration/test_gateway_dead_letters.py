@@ -28,7 +28,7 @@ def kill(create_task, engine, db):
         task = create_task(owner.headers, **fields)
         for attempt in range(1, attempts + 1):
             with engine.begin() as conn:
-                assert transitions.run_one(conn, "claim", task_ids=[str(task["id"])], lease=timedelta(seconds=30), worker="t") is not None
+                assert transitions.run_one(conn, "claim", task_id=task["id"], lease=timedelta(seconds=30), worker="t") is not None
                 if attempt < attempts:
                     moved = transitions.run_one(conn, "retry_later", task_id=task["id"], claim=attempt,
                                                 error=error, error_traceback="tb", failures=attempt, delay=timedelta(0))

@@ -17,7 +17,7 @@ def claim(engine, task_id: str):
     from shared import transitions
 
     with engine.begin() as conn:
-        return transitions.run_one(conn, "claim", task_ids=[str(task_id)], lease=timedelta(seconds=30), worker="test-worker")
+        return transitions.run_one(conn, "claim", task_id=task_id, lease=timedelta(seconds=30), worker="test-worker")
 
 
 def fail(engine, task_id: str, attempt: int = 1, error: str = "boom"):

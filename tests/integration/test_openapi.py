@@ -146,7 +146,7 @@ def test_dead_letter_responses_match_their_schemas(client, user, create_task, en
 
     task = create_task(user.headers, max_retries=0)
     with engine.begin() as conn:
-        assert transitions.run_one(conn, "claim", task_ids=[str(task["id"])], lease=timedelta(seconds=30), worker="t")
+        assert transitions.run_one(conn, "claim", task_id=task["id"], lease=timedelta(seconds=30), worker="t")
         assert transitions.run_one(conn, "fail", task_id=task["id"], claim=1, error="boom", error_traceback="tb",
                                    failures=1)
     entries = client.get(f"{API}/dead-letters/?reprocessed=false", headers=user.headers).get_json()

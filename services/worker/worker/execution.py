@@ -91,15 +91,13 @@ class Executor:
         return rows[0] if rows else None
 
     def _claim_batch(self, conn, task_ids: list[str]) -> dict:
-        lease = timedelta(seconds=self.lease_seconds)
-        rows = transitions.run(conn, "claim", task_ids=task_ids, lease=lease, worker=self.worker_id)
+        rows = transitions.claim_many(conn, task_ids, timedelta(seconds=self.lease_seconds), self.worker_id)
         self.handoff.submit(rows)
         return {str(row.id): row for row in rows}
 
-    def _succeed_batch(self, conn, items: list[tuple]) -> dict:
-        """items: (task id, our claim, result)."""
-        rows = transitions.run(conn, "succeed", task_ids=[i[0] for i in items], claims=[str(i[1]) for i in items],
-                               outcomes=[json.dumps(i[2]) for i in items])
+    def _succeed_batch(self, conn, outcomes: list[tuple]) -> dict:
+        """outcomes: (task id, our claim, result)."""
+        rows = transitions.succeed_many(conn, outcomes)
         self.handoff.submit(rows)
         return {str(row.id): row for row in rows}
 
