@@ -48,7 +48,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(validation.refuse_long_urls)
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    writes = make_engine(settings.database_url, settings.db_pool_size, "gateway", autocommit=True)
+    # Every server thread may hold a connection for its request (the session check, the view's
+    # statements, waiting in a group commit): a smaller pool would open and close overflow
+    # connections all the time under load (a Postgres backend forked, statements prepared anew).
+    pool_size = max(settings.db_pool_size, settings.gateway_threads)
+    writes = make_engine(settings.database_url, pool_size, "gateway", autocommit=True)
     with app.app_context():
         app.extensions["taskqueue"] = Runtime(
             settings=settings,

@@ -24,6 +24,7 @@ from .retention import Retention
 from .vacuum import Vacuum
 
 log = logging.getLogger("scheduler")
+JOB_THREADS = 8  # one per job of the schedule below: none waits for another
 
 
 def guarded(name: str, fn, beats: dict):
@@ -50,7 +51,9 @@ def main(argv=None) -> None:
     # skipped because the previous one is still busy (expected under load): keep its errors only.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.getLogger().level))
 
-    engine = make_engine(settings.database_url, pool_size=6, application_name="scheduler")
+    # A connection for each job thread (up to JOB_THREADS run at once), the handoff and the health
+    # check, so the pool never opens and closes overflow connections as the jobs come and go.
+    engine = make_engine(settings.database_url, pool_size=JOB_THREADS + 2, application_name="scheduler")
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     handoff = Handoff(client, engine, settings.events_stream, settings.events_maxlen)
     jobs = Jobs(settings, engine, client, handoff)
@@ -69,7 +72,7 @@ def main(argv=None) -> None:
         schedule["apply_retention"] = (Retention(engine, settings).run, settings.retention_interval_seconds)
     if settings.vacuum_interval_seconds > 0:  # only acts when the server's autovacuum is off (see vacuum.py)
         schedule["vacuum_hot_tables"] = (Vacuum(engine).run, settings.vacuum_interval_seconds)
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(len(schedule))}, timezone="UTC")
+    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(JOB_THREADS)}, timezone="UTC")
     for name, (fn, seconds) in schedule.items():
         scheduler.add_job(guarded(name, fn, beats), "interval", seconds=seconds, id=name,
                           max_instances=1, coalesce=True, misfire_grace_time=None)
