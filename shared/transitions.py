@@ -197,6 +197,11 @@ def run(conn: Connection, transition: str, /, **params: Any) -> list:
     return _prepared(transition).run(conn, **params)
 
 
+def by_id(rows: list) -> dict:
+    """Transition rows by task id (as text): how a group commit hands each submitter its row."""
+    return {str(row.id): row for row in rows}
+
+
 def run_one(conn: Connection, transition: str, /, **params: Any):
     rows = run(conn, transition, **params)
     return rows[0] if rows else None

@@ -51,6 +51,9 @@ def test_dead_outbox_rows_are_vacuumed_only_without_autovacuum(engine):
 
 
 def test_a_replica_holding_the_lock_makes_the_others_skip(engine):
+    with engine.connect() as conn:
+        if conn.execute(text("SHOW autovacuum")).scalar() == "on":
+            pytest.skip("with autovacuum on the job never takes the lock")
     with engine.connect() as holder:
         assert holder.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": vacuum.VACUUM_LOCK}).scalar()
         try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from shared.group_commit import GroupCommit
 
 
@@ -38,37 +36,36 @@ def test_alone_a_submission_runs_at_once_on_its_own_connection():
     assert runner.batches == [["a"], ["skip"]]
 
 
-def test_submissions_during_a_statement_share_the_next_one():
-    runner = Recorder()
-    commit = GroupCommit(runner, key=str)
-    with ThreadPoolExecutor(8) as pool:
+def behind_a_held_statement(commit: GroupCommit, runner: Recorder, submissions: list[tuple[str, str]]) -> list:
+    """Submit "first" (its statement is held), then `submissions` (conn, item) while it is in
+    flight; release it once they all wait. Returns their futures' outcomes: the row, or the
+    exception raised."""
+    with ThreadPoolExecutor(len(submissions) + 1) as pool:
         first = pool.submit(commit.submit, "c0", "first")
         assert runner.first_started.wait(5)
-        later = {item: pool.submit(commit.submit, f"c{i}", item) for i, item in enumerate("abcdef", 1)}
-        while len(commit._pending) < 6:
+        later = [pool.submit(commit.submit, conn, item) for conn, item in submissions]
+        while len(commit._pending) < len(submissions):
             threading.Event().wait(0.01)
         runner.release.set()
         assert first.result(5) == "row:first:c0"
-        results = {item: f.result(5) for item, f in later.items()}
+        return [f.exception(5) or f.result(5) for f in later]
+
+
+def test_submissions_during_a_statement_share_the_next_one():
+    runner = Recorder()
+    commit = GroupCommit(runner, key=str)
+    results = behind_a_held_statement(commit, runner, [(f"c{i}", item) for i, item in enumerate("abcdef", 1)])
     assert runner.batches[0] == ["first"]
     assert sorted(runner.batches[1]) == list("abcdef")  # one statement for all six
-    led_by = {r.rsplit(":", 1)[1] for r in results.values()}
+    led_by = {r.rsplit(":", 1)[1] for r in results}
     assert len(led_by) == 1  # run on the leader's connection
-    assert all(results[item].startswith(f"row:{item}:") for item in "abcdef")
+    assert all(row.startswith(f"row:{item}:") for row, item in zip(results, "abcdef"))
 
 
 def test_a_key_submitted_twice_in_one_batch_runs_once_and_only_the_first_gets_the_row():
     runner = Recorder()
     commit = GroupCommit(runner, key=str)
-    with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(commit.submit, "c0", "first")
-        assert runner.first_started.wait(5)
-        dupes = [pool.submit(commit.submit, "c", "same") for _ in range(3)]
-        while len(commit._pending) < 3:
-            threading.Event().wait(0.01)
-        runner.release.set()
-        first.result(5)
-        rows = [f.result(5) for f in dupes]
+    rows = behind_a_held_statement(commit, runner, [("c", "same")] * 3)
     assert runner.batches[1] == ["same"]
     assert sorted(rows, key=str) == [None, None, "row:same:c"]
 
@@ -76,17 +73,9 @@ def test_a_key_submitted_twice_in_one_batch_runs_once_and_only_the_first_gets_th
 def test_a_refused_item_fails_only_its_own_submitter():
     runner = Recorder(fail_on="bad")
     commit = GroupCommit(runner, key=str)
-    with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(commit.submit, "c0", "first")
-        assert runner.first_started.wait(5)
-        good, bad = pool.submit(commit.submit, "c", "good"), pool.submit(commit.submit, "c", "bad")
-        while len(commit._pending) < 2:
-            threading.Event().wait(0.01)
-        runner.release.set()
-        assert first.result(5) == "row:first:c0"
-        assert good.result(5) == "row:good:c"
-        with pytest.raises(ValueError, match="refused bad"):
-            bad.result(5)
+    good, bad = behind_a_held_statement(commit, runner, [("c", "good"), ("c", "bad")])
+    assert good == "row:good:c"
+    assert isinstance(bad, ValueError) and str(bad) == "refused bad"
     assert commit.submit("c", "after") == "row:after:c"  # leadership was handed back
 
 

@@ -42,7 +42,7 @@ class Runtime:
 
 
 def _insert_tasks(conn: Connection, rows: list[dict]) -> dict:
-    return {str(row.id): row for row in transitions.create_many(conn, rows)}
+    return transitions.by_id(transitions.create_many(conn, rows))
 
 
 def release_connection(_exc=None) -> None:

@@ -24,7 +24,9 @@ from .retention import Retention
 from .vacuum import Vacuum
 
 log = logging.getLogger("scheduler")
-JOB_THREADS = 8  # one per job of the schedule below: none waits for another
+# Threads the jobs run on: as many as the schedule below has jobs, so none waits for another.
+# The pool holds a connection for each (plus the handoff's and the health check's).
+JOB_THREADS = 8
 
 
 def guarded(name: str, fn, beats: dict):
@@ -51,8 +53,7 @@ def main(argv=None) -> None:
     # skipped because the previous one is still busy (expected under load): keep its errors only.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.getLogger().level))
 
-    # A connection for each job thread (up to JOB_THREADS run at once), the handoff and the health
-    # check, so the pool never opens and closes overflow connections as the jobs come and go.
+    # Sized so the pool never opens and closes overflow connections as the jobs come and go.
     engine = make_engine(settings.database_url, pool_size=JOB_THREADS + 2, application_name="scheduler")
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     handoff = Handoff(client, engine, settings.events_stream, settings.events_maxlen)

@@ -93,13 +93,13 @@ class Executor:
     def _claim_batch(self, conn, task_ids: list[str]) -> dict:
         rows = transitions.claim_many(conn, task_ids, timedelta(seconds=self.lease_seconds), self.worker_id)
         self.handoff.submit(rows)
-        return {str(row.id): row for row in rows}
+        return transitions.by_id(rows)
 
     def _succeed_batch(self, conn, outcomes: list[tuple]) -> dict:
         """outcomes: (task id, our claim, result)."""
         rows = transitions.succeed_many(conn, outcomes)
         self.handoff.submit(rows)
-        return {str(row.id): row for row in rows}
+        return transitions.by_id(rows)
 
     def _record(self, conn, task, outcome: Outcome) -> None:
         """Commit the outcome of our claim; `attempts` guards against a lease taken over meanwhile."""
