@@ -32,6 +32,7 @@ Ports are chosen once (free_port) and kept across restarts, so clients reconnect
 from __future__ import annotations
 
 import os
+import random
 import signal as signals
 import socket
 import subprocess
@@ -47,11 +48,37 @@ ALL_QUEUES = "critical,high,default,low"
 LOCALHOST = "127.0.0.1"
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range starts here
+
+
+_GIVEN: set[int] = set()  # ports handed out by this process: never twice
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOCALHOST, 0))
-        return s.getsockname()[1]
+    """A TCP port nothing listens on right now, below the kernel's ephemeral range.
+
+    A port from that range (what binding port 0 returns) is free only until some process opens
+    an outbound connection: the kernel may give the same port to its local end (a Postgres or
+    Redis connection) before our service binds it, and the service fails with "address already
+    in use". Ports below the range are never handed out that way.
+    """
+    high = _ephemeral_floor() - 1
+    for _ in range(1000):
+        port = random.randint(max(1024, high - 12_000), high)
+        if port in _GIVEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((LOCALHOST, port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 def children_of(pid: int) -> list[int]:

@@ -14,7 +14,6 @@ script): an acked message must leave both the ack set and the message hash, as w
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from datetime import datetime, timezone
 
 import pytest
 import redis
+from support.stack import free_port
 
 from shared import broker
 
@@ -33,9 +33,7 @@ def client(tmp_path):
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("no redis-server binary")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     c = redis.Redis(port=port)
